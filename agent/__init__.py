@@ -1,0 +1,1 @@
+"""drover: move virtual machines around a fleet of libvirt/QEMU hosts."""
