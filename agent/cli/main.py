@@ -12,6 +12,11 @@ import sys
 from agent.common.errors import DroverError
 
 VERB_MODULES = (
+    "agent.cli.host",
+    "agent.cli.aggregate",
+    "agent.cli.flavor",
+    "agent.cli.image",
+    "agent.cli.server",
     "agent.cli.lab",
 )
 
@@ -28,6 +33,10 @@ def build_parser():
     parser.add_argument("--config-file", action="append", default=[],
                         metavar="PATH", help="drover.conf to read "
                         "(repeatable).")
+    parser.add_argument("--controller-socket", metavar="PATH",
+                        help="the controller's API socket (default: "
+                             "$DROVER_CONTROLLER_SOCKET or "
+                             "[controller] socket_path)")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB",
                                        parser_class=_Parser)
     subparsers.required = True

@@ -17,7 +17,8 @@ _MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
 
 def register_opts(conf):
     for mod in _MODULES:
-        conf.register_opts(mod.OPTS, group=mod.GROUP)
+        group = None if mod.GROUP == "DEFAULT" else mod.GROUP
+        conf.register_opts(mod.OPTS, group=group)
 
 
 def list_opts():

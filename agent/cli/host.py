@@ -1,0 +1,30 @@
+"""drover host list|show|enable|disable|drain"""
+from agent.cli.common import subcommand
+
+LIST_COLUMNS = ["Name", "Address", "State", "Status", "Zone", "vCPUs",
+                "vCPUs Used", "RAM MB", "RAM MB Used", "Instances"]
+
+
+def _list(client, args):
+    return client.call("host.list"), LIST_COLUMNS
+
+
+def register(subparsers):
+    p = subparsers.add_parser("host", help="hypervisor hosts")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    subcommand(sub, "list", _list, "list hosts", formatted=True)
+    s = subcommand(sub, "show",
+                   lambda c, a: c.call("host.show", name=a.name),
+                   "show a host", formatted=True)
+    s.add_argument("name")
+    s = subcommand(sub, "enable",
+                   lambda c, a: c.call("host.enable", name=a.name),
+                   "let the scheduler place instances on a host",
+                   formatted=True)
+    s.add_argument("name")
+    s = subcommand(sub, "disable",
+                   lambda c, a: c.call("host.disable", name=a.name,
+                                       reason=a.reason),
+                   "stop placing instances on a host", formatted=True)
+    s.add_argument("name")
+    s.add_argument("--reason", default=None, help="why (shown in host show)")
