@@ -1,0 +1,383 @@
+"""AgentClient through a real OpenSSH sshd, the relay and an RpcServer.
+
+sshd runs as root in a network namespace of its own (dssh-*), reached over
+a veth pair with addresses in 198.18.200.0/24, with a temporary host key,
+authorized key and sshd_config.  The RpcServer runs in this process; the
+relay that sshd starts reaches it through its socket file.
+"""
+import os
+import random
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from agent.common.errors import Conflict, NotFound
+from agent.conf import CONF
+from agent.host.rpc import RpcServer
+from agent.transport import ssh
+from agent.transport.errors import (AgentError, CallTimeout, HostKeyRejected,
+                                    HostUnreachable)
+
+SSHD = "/usr/sbin/sshd"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SSHD),
+    reason="needs root and OpenSSH sshd")
+
+
+def _run(*argv, check=True):
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+def _keygen(path):
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f",
+         str(path))
+    return (path.parent / (path.name + ".pub")).read_text()
+
+
+class Sshd:
+    """sshd in network namespace dssh-<tag>, on a veth /30 of 198.18.200/24."""
+
+    def __init__(self, workdir):
+        tag = os.urandom(3).hex()
+        self.netns = f"dssh-{tag}"
+        self.veth = f"dssh{tag}"            # root side; peer is <veth>p
+        self.dir = workdir
+        self.config = workdir / "sshd_config"
+        self.host_key = workdir / "host_key"
+        self.proc = None
+        in_use = _run("ip", "-o", "-4", "addr", "show").stdout
+        for _ in range(64):
+            base = 4 * random.randrange(64)
+            self.gateway = f"198.18.200.{base + 1}"
+            self.address = f"198.18.200.{base + 2}"
+            if f" {self.gateway}/" not in in_use and \
+                    f" {self.address}/" not in in_use:
+                break
+
+    def create(self):
+        peer = self.veth + "p"
+        _run("ip", "netns", "add", self.netns)
+        _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name",
+             peer, "netns", self.netns)
+        _run("ip", "addr", "add", f"{self.gateway}/30", "dev", self.veth)
+        _run("ip", "link", "set", self.veth, "up")
+        _run("ip", "netns", "exec", self.netns, "ip", "addr", "add",
+             f"{self.address}/30", "dev", peer)
+        _run("ip", "netns", "exec", self.netns, "ip", "link", "set", peer,
+             "up")
+        _run("ip", "netns", "exec", self.netns, "ip", "link", "set", "lo",
+             "up")
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privsep dir
+        self.config.write_text("\n".join([
+            f"ListenAddress {self.address}",
+            "Port 22",
+            f"HostKey {self.host_key}",
+            f"PidFile {self.dir / 'sshd.pid'}",
+            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "StrictModes no",
+            "X11Forwarding no",
+            "LogLevel ERROR",
+            "",
+        ]))
+
+    def new_host_key(self):
+        for path in (self.host_key, self.dir / "host_key.pub"):
+            if path.exists():
+                path.unlink()
+        return _keygen(self.host_key)
+
+    def start(self):
+        log = open(self.dir / "sshd.log", "ab")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, SSHD, "-D", "-e",
+             "-f", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, \
+                (self.dir / "sshd.log").read_text()
+            try:
+                socket.create_connection((self.address, 22), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("sshd did not start listening")
+
+    def stop(self):
+        """Kill sshd and everything it started (sessions, relays)."""
+        for _ in range(50):
+            pids = _run("ip", "netns", "pids", self.netns,
+                        check=False).stdout.split()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        if self.proc is not None:
+            self.proc.wait(5)
+            self.proc = None
+
+    def destroy(self):
+        self.stop()
+        _run("ip", "netns", "del", self.netns, check=False)
+        _run("ip", "link", "del", self.veth, check=False)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dssh")
+    server = Sshd(workdir)
+    try:
+        server.create()
+        server.host_key_line = server.new_host_key()
+        server.client_key = workdir / "id_ed25519"
+        (workdir / "authorized_keys").write_text(_keygen(server.client_key))
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dssh-agent") / "run" / "agent.sock"
+    server = RpcServer(str(path))
+    server.register("echo", lambda value: value)
+    server.register("sleep_echo",
+                    lambda value, delay: (time.sleep(delay), value)[1])
+    server.register("lookup", _lookup)
+    server.register("crash", _crash)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _lookup(name):
+    if name == "taken":
+        raise Conflict("instance taken is busy")
+    raise NotFound(f"no instance {name}")
+
+
+def _crash():
+    raise ZeroDivisionError("division by zero")
+
+
+@pytest.fixture
+def conf(sshd, agent, tmp_path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{sshd.address} {sshd.host_key_line}")
+    relay = shlex.join([sys.executable, "-m", "agent.host.relay",
+                        "--socket", agent.path])
+    overrides = {"private_key": str(sshd.client_key),
+                 "known_hosts": str(known_hosts), "user": "root",
+                 "connect_timeout": 5.0, "relay_command": relay}
+    for name, value in overrides.items():
+        CONF.set_override(name, value, group="ssh")
+    yield known_hosts
+    for name in overrides:
+        CONF.clear_override(name, group="ssh")
+
+
+@pytest.fixture
+def connections():
+    pool = ssh.SSHConnections()
+    yield pool
+    pool.close_all()
+
+
+@pytest.fixture
+def client(sshd, conf, connections):
+    with ssh.AgentClient("host1", sshd.address,
+                         connections=connections) as agent_client:
+        yield agent_client
+
+
+def test_call_returns_the_agents_answer(client):
+    assert client.call("echo", value={"a": [1, 2, "é"]}) == \
+        {"a": [1, 2, "é"]}
+
+
+def test_remote_errors_arrive_as_their_class(client):
+    with pytest.raises(NotFound, match="no instance vm1") as err:
+        client.call("lookup", name="vm1")
+    assert err.value.host == "host1"
+    with pytest.raises(Conflict, match="instance taken is busy"):
+        client.call("lookup", name="taken")
+    with pytest.raises(AgentError,
+                       match="ZeroDivisionError: division by zero"):
+        client.call("crash")
+    with pytest.raises(NotFound, match="no such RPC method: nope"):
+        client.call("nope")
+    assert client.call("echo", value=1) == 1    # the channel survives
+
+
+def test_concurrent_calls_from_ten_threads(client):
+    results = {}
+
+    def worker(n):
+        results[n] = [client.call("sleep_echo", value=[n, i],
+                                  delay=random.random() / 50)
+                      for i in range(20)]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {n: [[n, i] for i in range(20)] for n in range(10)}
+
+
+def test_clients_of_one_host_share_one_transport(sshd, conf, connections):
+    with ssh.AgentClient("host1", sshd.address,
+                         connections=connections) as one, \
+            ssh.AgentClient("host1", sshd.address,
+                            connections=connections) as two:
+        assert one.call("echo", value=1) == 1
+        assert two.call("echo", value=2) == 2
+        assert one._channel.get_transport() is two._channel.get_transport()
+        assert one._channel is not two._channel
+
+
+def test_call_timeout(client):
+    with pytest.raises(CallTimeout, match="no reply to sleep_echo"):
+        client.call("sleep_echo", timeout=0.2, value=1, delay=1)
+    assert client.call("echo", value=2) == 2
+
+
+def test_notifications_reach_subscribers(client, agent):
+    got = []
+    arrived = threading.Event()
+
+    def callback(event, data):
+        got.append((event, data))
+        arrived.set()
+
+    client.subscribe(callback)
+    agent.publish("domain.lifecycle", {"uuid": "u1", "state": "stopped"})
+    assert arrived.wait(5)
+    assert got == [("domain.lifecycle", {"uuid": "u1", "state": "stopped"})]
+
+
+def test_unknown_host_key_is_refused(sshd, conf, connections):
+    conf.write_text("")
+    with ssh.AgentClient("host1", sshd.address,
+                         connections=connections) as unknown:
+        with pytest.raises(HostKeyRejected) as err:
+            unknown.call("echo", value=1)
+    message = str(err.value)
+    assert "host1" in message and "not in" in message
+    assert "ssh-ed25519 SHA256:" in message
+    assert "\n" not in message
+
+
+def test_changed_host_key_is_refused(sshd, conf, connections):
+    old = sshd.host_key_line
+    sshd.stop()
+    sshd.host_key_line = sshd.new_host_key()
+    sshd.start()
+    conf.write_text(f"{sshd.address} {old}")
+    with ssh.AgentClient("host1", sshd.address,
+                         connections=connections) as changed:
+        with pytest.raises(HostKeyRejected) as err:
+            changed.call("echo", value=1)
+    message = str(err.value)
+    assert "host1" in message and "does not match" in message
+    assert message.count("ssh-ed25519 SHA256:") == 2    # expected and got
+
+
+def test_reconnect_after_sshd_restart(sshd, client):
+    events = []
+    client.subscribe(lambda event, data: events.append(event))
+    assert client.call("echo", value="before") == "before"
+    sshd.stop()
+    sshd.start()
+    assert client.call("echo", value="after") == "after"
+    deadline = time.monotonic() + 5
+    while "agent.reconnected" not in events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events == ["agent.disconnected", "agent.reconnected"]
+
+
+def test_calls_in_flight_fail_when_the_host_goes_away(sshd, client):
+    outcome = []
+
+    def slow_call():
+        try:
+            client.call("sleep_echo", value=1, delay=3)
+        except HostUnreachable as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=slow_call)
+    thread.start()
+    time.sleep(0.5)
+    sshd.stop()
+    thread.join(10)
+    sshd.start()
+    assert len(outcome) == 1 and not isinstance(outcome[0], CallTimeout)
+    assert "host1" in str(outcome[0])
+
+
+def test_unreachable_address(sshd, conf, connections):
+    # A port nothing listens on, in the test's own namespace.
+    with ssh.AgentClient("ghost", sshd.address, port=2222,
+                         connections=connections) as ghost:
+        with pytest.raises(HostUnreachable, match="cannot connect to ghost"):
+            ghost.call("echo", value=1)
+
+
+def test_missing_agent_socket_is_reported(sshd, conf, connections, tmp_path):
+    relay = shlex.join([sys.executable, "-m", "agent.host.relay",
+                        "--socket", str(tmp_path / "none.sock")])
+    with ssh.AgentClient("host1", sshd.address, relay_command=relay,
+                         connections=connections) as broken:
+        with pytest.raises(HostUnreachable,
+                           match="relay exited .status 1.: .*cannot connect"):
+            broken.call("echo", value=1)
+
+
+def test_timings(sshd, conf, connections, record_property):
+    """Connection setup and round trip of a trivial call (reported)."""
+    setups, logins = [], []
+    for _ in range(5):
+        pool = ssh.SSHConnections()
+        start = time.perf_counter()
+        with ssh.AgentClient("host1", sshd.address,
+                             connections=pool) as fresh:
+            pool.transport("host1", sshd.address, 22)
+            logins.append(time.perf_counter() - start)
+            fresh.call("echo", value=0)
+            setups.append(time.perf_counter() - start)
+    with ssh.AgentClient("host1", sshd.address,
+                         connections=connections) as warm:
+        warm.call("echo", value=0)
+        rtts = []
+        for i in range(100):
+            start = time.perf_counter()
+            warm.call("echo", value=i)
+            rtts.append(time.perf_counter() - start)
+    setup_ms = statistics.median(setups) * 1000
+    login_ms = statistics.median(logins) * 1000
+    rtt_ms = statistics.median(rtts) * 1000
+    record_property("ssh_setup_ms", round(setup_ms, 1))
+    record_property("ssh_login_ms", round(login_ms, 1))
+    record_property("ssh_rtt_ms", round(rtt_ms, 2))
+    print(f"\nconnection setup to first reply: median {setup_ms:.1f} ms of 5 "
+          f"(SSH login {login_ms:.1f} ms, relay start and call the rest); "
+          f"round trip: median {rtt_ms:.2f} ms of 100")
+    assert rtt_ms < 100 and setup_ms < 5000
+
