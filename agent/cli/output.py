@@ -48,7 +48,7 @@ def _table(header, rows):
 
     def line(values):
         return "| " + " | ".join(v.ljust(w) for v, w in
-                                 zip(values, widths)) + " |"
+                                 zip(values, widths, strict=True)) + " |"
     out = [rule, line(header), rule]
     out += [line(r) for r in cells]
     if cells:

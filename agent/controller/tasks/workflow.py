@@ -6,7 +6,8 @@ step before it runs, so that a restarted controller can finish it
 undo it (``resume="undo"``).
 """
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,62 @@
+"""Store methods: instance actions and their events (``server event
+list``)."""
+from sqlalchemy import select
+
+from agent.controller.db.models import (InstanceAction, InstanceActionEvent,
+                                        utcnow)
+from agent.controller.db.session import one
+
+SUCCESS, ERROR = "Success", "Error"
+
+
+class ActionsMixin:
+    def start_action(self, instance_uuid, action, request_id=None,
+                     message=None):
+        """Record that ``action`` (e.g. "migrate") started; returns it."""
+        act = InstanceAction(instance_uuid=instance_uuid, action=action,
+                             request_id=request_id, message=message)
+        with self.db.write() as s:
+            s.add(act)
+            s.flush()
+            return act.as_dict()
+
+    def finish_action(self, action_id, message=None):
+        with self.db.write() as s:
+            act = one(s, select(InstanceAction)
+                      .where(InstanceAction.id == action_id),
+                      f"action {action_id}")
+            act.finish_time = utcnow()
+            if message is not None:
+                act.message = message
+            return act.as_dict()
+
+    def start_event(self, action_id, event):
+        ev = InstanceActionEvent(action_id=action_id, event=event)
+        with self.db.write() as s:
+            s.add(ev)
+            s.flush()
+            return ev.as_dict()
+
+    def finish_event(self, event_id, result=SUCCESS, details=None):
+        """``result``: "Success" or "Error"; ``details``: e.g. the error."""
+        with self.db.write() as s:
+            ev = one(s, select(InstanceActionEvent)
+                     .where(InstanceActionEvent.id == event_id),
+                     f"event {event_id}")
+            ev.finish_time, ev.result, ev.details = utcnow(), result, details
+            return ev.as_dict()
+
+    def list_actions(self, instance_uuid):
+        """Oldest first, each with its ``events`` (oldest first)."""
+        with self.db.read() as s:
+            acts = list(s.scalars(select(InstanceAction)
+                                  .where(InstanceAction.instance_uuid
+                                         == instance_uuid)
+                                  .order_by(InstanceAction.id)))
+            events = {}
+            for ev in s.scalars(select(InstanceActionEvent).where(
+                    InstanceActionEvent.action_id.in_([a.id for a in acts]))
+                    .order_by(InstanceActionEvent.id)):
+                events.setdefault(ev.action_id, []).append(ev.as_dict())
+            return [{**a.as_dict(), "events": events.get(a.id, [])}
+                    for a in acts]

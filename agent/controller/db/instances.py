@@ -1,0 +1,157 @@
+"""Store methods: instances."""
+import uuid as uuidlib
+
+from sqlalchemy import exc, select
+
+from agent.common.errors import Conflict, DroverError, InvalidInput
+from agent.conf import CONF
+from agent.controller import states
+from agent.controller.db import addresses, validate
+from agent.controller.db.catalog import get_flavor, get_image
+from agent.controller.db.models import Allocation, Instance, utcnow
+from agent.controller.db.session import one
+
+STORAGE = ("local", "shared")
+# Columns update_instance may change.
+UPDATABLE = frozenset({
+    "host", "availability_zone", "vm_state", "task_state", "power_state",
+    "flavor", "flavor_id", "old_flavor", "new_flavor", "error", "storage",
+    "launched_at", "image_uuid"})
+_ATTEMPTS = 5
+
+
+def flavor_snapshot(flavor):
+    return {k: flavor[k] for k in ("id", "name", "vcpus", "ram_mb",
+                                   "disk_gb", "properties")}
+
+
+def get_instance(s, name_or_uuid, deleted=False):
+    """By uuid (deleted ones too if ``deleted``), else by live name."""
+    if validate.is_uuid(name_or_uuid):
+        stmt = select(Instance).where(Instance.uuid == name_or_uuid)
+        if not deleted:
+            stmt = stmt.where(Instance.deleted_at.is_(None))
+    else:
+        stmt = select(Instance).where(Instance.name == name_or_uuid,
+                                      Instance.deleted_at.is_(None))
+    return one(s, stmt, f"instance {name_or_uuid}")
+
+
+def as_dict(instance):
+    d = instance.as_dict()
+    d["status"] = states.status(instance.vm_state, instance.task_state)
+    return d
+
+
+class InstancesMixin:
+    def create_instance(self, name, flavor, image, availability_zone=None,
+                        storage="local", uuid=None):
+        """Record a new instance (vm_state building, task_state
+        scheduling) with an IP from CONF.controller.guest_address_range
+        and a MAC, both unique among live instances.  ``flavor``,
+        ``image``: name or id/uuid."""
+        validate.name(name, "instance name")
+        if availability_zone is not None:
+            validate.name(availability_zone, "availability zone")
+        if storage not in STORAGE:
+            raise InvalidInput(f"invalid storage {storage!r}: use local or "
+                               "shared")
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._create_instance(
+                    name, flavor, image, availability_zone, storage,
+                    uuid or str(uuidlib.uuid4()))
+            except exc.IntegrityError:
+                # Lost a race for an address (not on SQLite: writers queue).
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_instance(self, name, flavor, image, zone, storage, uuid):
+        with self.db.write() as s:
+            if s.scalar(select(Instance.id).where(
+                    Instance.name == name, Instance.deleted_at.is_(None))):
+                raise Conflict(f"instance {name} already exists")
+            fl = get_flavor(s, flavor)
+            img = get_image(s, image)
+            used = set(s.scalars(select(Instance.ip)
+                                 .where(Instance.ip.is_not(None))))
+            ip = addresses.first_free(CONF.controller.guest_address_range,
+                                      used)
+            if ip is None:
+                raise DroverError("no free guest address in "
+                                  + CONF.controller.guest_address_range)
+            mac = addresses.random_mac()
+            while s.scalar(select(Instance.id).where(Instance.mac == mac)):
+                mac = addresses.random_mac()
+            inst = Instance(
+                uuid=uuid, name=name, flavor_id=fl.id,
+                flavor=flavor_snapshot(fl.as_dict()), image_uuid=img.uuid,
+                availability_zone=zone, requested_availability_zone=zone,
+                vm_state=states.BUILDING, task_state=states.SCHEDULING,
+                power_state=states.NOSTATE, ip=ip, mac=mac, storage=storage)
+            s.add(inst)
+            s.flush()
+            return as_dict(inst)
+
+    def get_instance(self, name_or_uuid, deleted=False):
+        """A live instance by name or uuid (``deleted``: uuid of a deleted
+        one too).  Dicts carry ``status`` as well as the columns."""
+        with self.db.read() as s:
+            return as_dict(get_instance(s, name_or_uuid, deleted))
+
+    def list_instances(self, host=None, vm_state=None, deleted=False):
+        stmt = select(Instance).order_by(Instance.name, Instance.id)
+        if not deleted:
+            stmt = stmt.where(Instance.deleted_at.is_(None))
+        if host is not None:
+            stmt = stmt.where(Instance.host == host)
+        if vm_state is not None:
+            stmt = stmt.where(Instance.vm_state == vm_state)
+        with self.db.read() as s:
+            return [as_dict(i) for i in s.scalars(stmt)]
+
+    def update_instance(self, uuid, expected=None, **values):
+        """Set ``values`` (columns in UPDATABLE) on a live instance, only
+        if its current columns match ``expected`` ({column: value or tuple
+        of values}); else Conflict.  Returns the updated instance."""
+        unknown = set(values) - UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        with self.db.write() as s:
+            inst = get_instance(s, uuid)
+            for key, want in (expected or {}).items():
+                have = getattr(inst, key)
+                ok = have in want if isinstance(want, tuple) else have == want
+                if not ok:
+                    raise Conflict(f"instance {inst.name}: {key} is {have}, "
+                                   f"expected {want}")
+            for key, value in values.items():
+                setattr(inst, key, value)
+            s.flush()
+            return as_dict(inst)
+
+    def start_operation(self, name_or_uuid, operation):
+        """Check that ``operation`` may start (states.OPERATIONS) and set
+        the instance's task_state, atomically; Conflict if it may not."""
+        with self.db.write() as s:
+            inst = get_instance(s, name_or_uuid)
+            states.check_can_start(operation, inst.name, inst.vm_state,
+                                   inst.task_state)
+            inst.task_state = states.task_state_for(operation)
+            s.flush()
+            return as_dict(inst)
+
+    def mark_instance_deleted(self, uuid):
+        """vm_state deleted, its IP and MAC freed, its allocations (the
+        instance as consumer) released."""
+        with self.db.write() as s:
+            inst = get_instance(s, uuid)
+            inst.vm_state, inst.task_state = states.DELETED, None
+            inst.deleted_at = utcnow()
+            inst.ip = inst.mac = None
+            for alloc in s.scalars(select(Allocation).where(
+                    Allocation.consumer == inst.uuid)):
+                s.delete(alloc)
+            s.flush()
+            return as_dict(inst)

@@ -1,0 +1,170 @@
+"""Store methods: allocations, atomic capacity claims, and the host states
+the scheduler reads.
+
+A claim checks and records in one write transaction that holds the
+database lock on SQLite (BEGIN IMMEDIATE) or the host's row lock elsewhere
+(SELECT ... FOR UPDATE), so concurrent claims, from threads or processes,
+never promise a host more than its limits.
+"""
+from collections import defaultdict
+
+from sqlalchemy import func, select
+
+from agent.common.errors import Conflict
+from agent.conf import CONF
+from agent.controller.db import validate
+from agent.controller.db.aggregates import AZ_KEY
+from agent.controller.db.models import (Aggregate, AggregateHost,
+                                        AggregateMetadata, Allocation, Host)
+from agent.controller.db.session import one
+from agent.controller.scheduler.hoststate import (HostState, Policy,
+                                                  host_limits)
+
+RESOURCES = ("vcpus", "ram_mb", "disk_gb")
+_UNITS = {"vcpus": "vCPUs", "ram_mb": "MB RAM", "disk_gb": "GB disk"}
+
+
+class ClaimFailed(Conflict):
+    """A host cannot take a claim (another one got there first)."""
+
+
+def _usage(s, host_name):
+    row = s.execute(select(*(func.coalesce(func.sum(getattr(Allocation, r)),
+                                           0) for r in RESOURCES))
+                    .where(Allocation.host == host_name)).one()
+    return dict(zip(RESOURCES, row, strict=True))
+
+
+class PlacementMixin:
+    def claim(self, host, consumer, vcpus, ram_mb, disk_gb, limits=None,
+              instance_uuid=None):
+        """Allocate resources on ``host`` to ``consumer`` (an instance or
+        migration uuid) if the host's total stays within ``limits``
+        (scheduler Limits; default: from the host's size and
+        CONF.scheduler).  Raises ClaimFailed (a Conflict) if it does not
+        fit.  Claiming the same amounts again for the same consumer and
+        host is a no-op; different amounts are a Conflict.  Returns the
+        allocation."""
+        want = {"vcpus": validate.count(vcpus, "vcpus"),
+                "ram_mb": validate.count(ram_mb, "ram_mb"),
+                "disk_gb": validate.count(disk_gb, "disk_gb")}
+        with self.db.write() as s:
+            row = one(s, select(Host).where(Host.name == host)
+                      .with_for_update(), f"host {host}")
+            old = s.execute(select(Allocation).where(
+                Allocation.host == host, Allocation.consumer == consumer)
+            ).scalar_one_or_none()
+            if old is not None:
+                if all(getattr(old, r) == want[r] for r in RESOURCES):
+                    return old.as_dict()
+                raise Conflict(f"{consumer} already holds a different "
+                               f"allocation on {host}")
+            if limits is None:
+                limits = host_limits(row.vcpus, row.memory_mb, row.disk_gb,
+                                     Policy.from_conf())
+            used = _usage(s, host)
+            for res in RESOURCES:
+                limit = getattr(limits, res)
+                if want[res] and used[res] + want[res] > limit:
+                    raise ClaimFailed(
+                        f"host {host} cannot take {want[res]} "
+                        f"{_UNITS[res]}: {used[res]} of {limit:g} used")
+            alloc = Allocation(host=host, consumer=consumer,
+                               instance_uuid=instance_uuid or consumer,
+                               **want)
+            s.add(alloc)
+            s.flush()
+            return alloc.as_dict()
+
+    def release(self, consumer, host=None):
+        """Drop ``consumer``'s allocations (on ``host`` only, if given);
+        returns how many."""
+        with self.db.write() as s:
+            stmt = select(Allocation).where(Allocation.consumer == consumer)
+            if host is not None:
+                stmt = stmt.where(Allocation.host == host)
+            rows = list(s.scalars(stmt))
+            for row in rows:
+                s.delete(row)
+            return len(rows)
+
+    def move_allocations(self, from_consumer, to_consumer, host=None):
+        """Hand ``from_consumer``'s allocations (on ``host``) to
+        ``to_consumer`` (e.g. the source of a move from the instance to
+        its migration, or back on revert); returns how many."""
+        with self.db.write() as s:
+            stmt = select(Allocation).where(
+                Allocation.consumer == from_consumer)
+            if host is not None:
+                stmt = stmt.where(Allocation.host == host)
+            rows = list(s.scalars(stmt))
+            for row in rows:
+                row.consumer = to_consumer
+            return len(rows)
+
+    def list_allocations(self, host=None, consumer=None,
+                         instance_uuid=None):
+        stmt = select(Allocation).order_by(Allocation.id)
+        if host is not None:
+            stmt = stmt.where(Allocation.host == host)
+        if consumer is not None:
+            stmt = stmt.where(Allocation.consumer == consumer)
+        if instance_uuid is not None:
+            stmt = stmt.where(Allocation.instance_uuid == instance_uuid)
+        with self.db.read() as s:
+            return [a.as_dict() for a in s.scalars(stmt)]
+
+    def host_usage(self, host):
+        """{vcpus, ram_mb, disk_gb} allocated on ``host``."""
+        with self.db.read() as s:
+            return _usage(s, host)
+
+    def host_states(self):
+        """Every host as a scheduler HostState (allocations summed, zone and
+        aggregate metadata merged; hosts of the same aggregates share one
+        read-only metadata dict)."""
+        default_zone = CONF.scheduler.default_availability_zone
+        with self.db.read() as s:
+            conn = s.connection()
+            hosts = conn.execute(select(
+                Host.id, Host.name, Host.state, Host.enabled,
+                Host.disabled_reason, Host.vcpus, Host.memory_mb,
+                Host.disk_gb).order_by(Host.name)).all()
+            used = {h: rest for h, *rest in conn.execute(
+                select(Allocation.host,
+                       *(func.sum(getattr(Allocation, r))
+                         for r in RESOURCES))
+                .group_by(Allocation.host))}
+            agg_names = dict(conn.execute(select(Aggregate.id,
+                                                 Aggregate.name)).all())
+            agg_meta = defaultdict(dict)
+            for agg_id, key, value in conn.execute(select(
+                    AggregateMetadata.aggregate_id, AggregateMetadata.key,
+                    AggregateMetadata.value)):
+                agg_meta[agg_id][key] = value
+            member = defaultdict(list)
+            for host_id, agg_id in conn.execute(select(
+                    AggregateHost.host_id, AggregateHost.aggregate_id)):
+                member[host_id].append(agg_id)
+        merged = {}     # tuple of aggregate ids -> (names, metadata, zone)
+        states = []
+        for h in hosts:
+            aggs = tuple(sorted(member.get(h.id, ())))
+            if aggs not in merged:
+                meta = defaultdict(set)
+                for agg_id in aggs:
+                    for key, value in agg_meta[agg_id].items():
+                        meta[key].add(value)
+                meta = {k: frozenset(v) for k, v in meta.items()}
+                zone = next(iter(meta.get(AZ_KEY, ())), default_zone)
+                names = tuple(sorted(agg_names[a] for a in aggs))
+                merged[aggs] = (names, meta, zone)
+            names, meta, zone = merged[aggs]
+            v, r, d = used.get(h.name, (0, 0, 0))
+            states.append(HostState(
+                name=h.name, up=h.state == "up", enabled=h.enabled,
+                disabled_reason=h.disabled_reason, vcpus=h.vcpus,
+                memory_mb=h.memory_mb, disk_gb=h.disk_gb, vcpus_alloc=v,
+                ram_mb_alloc=r, disk_gb_alloc=d, availability_zone=zone,
+                aggregates=names, metadata=meta))
+        return states

@@ -1,0 +1,45 @@
+"""Matching a flavor property value against aggregate metadata values, with
+Nova's operators:
+
+- ``true`` (no operator): string equality;
+- ``s== x`` ``s!= x`` ``s>= x`` ``s<= x`` ``s< x`` ``s> x``: string compare;
+- ``= n``: number at least n; ``== n`` ``!= n`` ``>= n`` ``<= n``: numeric;
+- ``<in> x``: x is a substring of the value; ``<all-in> a b``: a and b
+  are both among the value's words;
+- ``<or> a <or> b``: equal to one of a, b.
+"""
+import operator
+
+_STRING = {"s==": operator.eq, "s!=": operator.ne, "s>=": operator.ge,
+           "s<=": operator.le, "s<": operator.lt, "s>": operator.gt}
+_NUMERIC = {"=": operator.ge, "==": operator.eq, "!=": operator.ne,
+            ">=": operator.ge, "<=": operator.le}
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def matches(value, requirement):
+    """True if aggregate metadata ``value`` satisfies ``requirement``."""
+    words = requirement.split()
+    if not words:
+        return value == requirement
+    op, rest = words[0], words[1:]
+    if op == "<or>":
+        return value in [alt.strip() for alt in requirement.split("<or>")[1:]]
+    if op == "<in>":
+        return " ".join(rest) in value
+    if op == "<all-in>":
+        present = set(value.split())
+        return bool(rest) and all(w in present for w in rest)
+    if op in _STRING and rest:
+        return _STRING[op](value, " ".join(rest))
+    if op in _NUMERIC and len(rest) == 1:
+        have, want = _number(value), _number(rest[0])
+        return have is not None and want is not None and \
+            _NUMERIC[op](have, want)
+    return value == requirement.strip()

@@ -1,0 +1,189 @@
+"""Instance and migration states, the status operators see, and which
+operation may start from which state.  Pure functions, Nova's vocabulary.
+"""
+from dataclasses import dataclass
+
+from agent.common.errors import Conflict
+
+# vm_state: what the instance is.
+ACTIVE = "active"
+BUILDING = "building"
+STOPPED = "stopped"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+RESCUED = "rescued"
+RESIZED = "resized"
+ERROR = "error"
+DELETED = "deleted"
+VM_STATES = frozenset({ACTIVE, BUILDING, STOPPED, PAUSED, SUSPENDED, RESCUED,
+                       RESIZED, ERROR, DELETED})
+
+# task_state: what is being done to it (None: nothing).
+SCHEDULING = "scheduling"
+SPAWNING = "spawning"
+POWERING_OFF = "powering-off"
+POWERING_ON = "powering-on"
+REBOOTING = "rebooting"
+REBOOTING_HARD = "rebooting_hard"
+DELETING = "deleting"
+REBUILDING = "rebuilding"
+REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+REBUILD_SPAWNING = "rebuild_spawning"
+MIGRATING = "migrating"
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
+RESIZE_REVERTING = "resize_reverting"
+RESIZE_CONFIRMING = "resize_confirming"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
+TASK_STATES = frozenset({
+    SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
+    REBOOTING_HARD, DELETING, REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING,
+    REBUILD_SPAWNING, MIGRATING, RESIZE_PREP, RESIZE_MIGRATING,
+    RESIZE_MIGRATED, RESIZE_FINISH, RESIZE_REVERTING, RESIZE_CONFIRMING,
+    RESCUING, UNRESCUING})
+
+# power_state: what the hypervisor says (Nova's numbers).
+NOSTATE = 0
+RUNNING = 1
+POWER_PAUSED = 3
+SHUTDOWN = 4
+CRASHED = 6
+POWER_SUSPENDED = 7
+POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running",
+                     POWER_PAUSED: "Paused", SHUTDOWN: "Shutdown",
+                     CRASHED: "Crashed", POWER_SUSPENDED: "Suspended"}
+
+# libvirt virDomainState -> power_state
+_LIBVIRT_POWER = {0: NOSTATE, 1: RUNNING, 2: RUNNING, 3: POWER_PAUSED,
+                  4: SHUTDOWN, 5: SHUTDOWN, 6: CRASHED, 7: POWER_SUSPENDED}
+
+
+def power_state_from_libvirt(domain_state):
+    """Map a libvirt ``virDomainState`` number to a power_state."""
+    return _LIBVIRT_POWER.get(domain_state, NOSTATE)
+
+
+_RESIZING = {t: "RESIZE" for t in (RESIZE_PREP, RESIZE_MIGRATING,
+                                   RESIZE_MIGRATED, RESIZE_FINISH)}
+_REBUILDING = {t: "REBUILD" for t in (REBUILDING,
+                                      REBUILD_BLOCK_DEVICE_MAPPING,
+                                      REBUILD_SPAWNING)}
+# vm_state -> {task_state: status}, with the status for any other task_state
+# under the key None.
+_STATUS = {
+    ACTIVE: {None: "ACTIVE", REBOOTING: "REBOOT",
+             REBOOTING_HARD: "HARD_REBOOT", MIGRATING: "MIGRATING",
+             **_RESIZING, **_REBUILDING},
+    BUILDING: {None: "BUILD"},
+    STOPPED: {None: "SHUTOFF", **_RESIZING, **_REBUILDING},
+    RESIZED: {None: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
+    PAUSED: {None: "PAUSED", MIGRATING: "MIGRATING"},
+    SUSPENDED: {None: "SUSPENDED"},
+    RESCUED: {None: "RESCUE"},
+    ERROR: {None: "ERROR", **_REBUILDING},
+    DELETED: {None: "DELETED"},
+}
+
+
+def status(vm_state, task_state=None):
+    """The status shown to operators (Nova's mapping), ``UNKNOWN`` for a
+    vm_state drover does not know."""
+    by_task = _STATUS.get(vm_state)
+    if by_task is None:
+        return "UNKNOWN"
+    return by_task.get(task_state, by_task[None])
+
+
+# Which operation may start from which state.
+ANY = None     # task_states value: any task_state is accepted
+
+
+@dataclass(frozen=True)
+class Rule:
+    vm_states: frozenset
+    task_states: frozenset | None    # ANY, or the accepted task_states
+    task_state: str | None           # task_state set when it starts
+
+
+_IDLE = frozenset({None})
+OPERATIONS = {
+    "start": Rule(frozenset({STOPPED}), _IDLE, POWERING_ON),
+    "stop": Rule(frozenset({ACTIVE, RESCUED, ERROR}), _IDLE, POWERING_OFF),
+    "reboot": Rule(frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, RESCUED,
+                              ERROR}), _IDLE, REBOOTING_HARD),
+    "migrate": Rule(frozenset({ACTIVE, STOPPED}), _IDLE, RESIZE_PREP),
+    "resize": Rule(frozenset({ACTIVE, STOPPED}), _IDLE, RESIZE_PREP),
+    "resize-confirm": Rule(frozenset({RESIZED}), _IDLE, RESIZE_CONFIRMING),
+    "resize-revert": Rule(frozenset({RESIZED}), _IDLE, RESIZE_REVERTING),
+    "live-migrate": Rule(frozenset({ACTIVE, PAUSED}), _IDLE, MIGRATING),
+    "rescue": Rule(frozenset({ACTIVE, STOPPED, ERROR}), _IDLE, RESCUING),
+    "unrescue": Rule(frozenset({RESCUED}), _IDLE, UNRESCUING),
+    # Evacuation rescues instances of a dead host whatever they were doing.
+    "evacuate": Rule(frozenset({ACTIVE, STOPPED, ERROR}), ANY, REBUILDING),
+    "rebuild": Rule(frozenset({ACTIVE, STOPPED, ERROR}), _IDLE, REBUILDING),
+    "delete": Rule(VM_STATES - {DELETED}, ANY, DELETING),
+}
+
+
+def can_start(operation, vm_state, task_state):
+    """True if ``operation`` may start on an instance in these states."""
+    rule = OPERATIONS[operation]
+    return vm_state in rule.vm_states and (
+        rule.task_states is ANY or task_state in rule.task_states)
+
+
+def check_can_start(operation, instance, vm_state, task_state):
+    """Raise Conflict (one line, Nova's wording) unless ``operation`` may
+    start; ``instance`` names the instance in the message."""
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}")
+    if can_start(operation, vm_state, task_state):
+        return
+    rule = OPERATIONS[operation]
+    if vm_state not in rule.vm_states:
+        where = f"vm_state {vm_state}"
+    else:
+        where = f"task_state {task_state}"
+    raise Conflict(f"Cannot '{operation}' instance {instance} while it is "
+                   f"in {where}")
+
+
+def task_state_for(operation):
+    """The task_state an instance takes when ``operation`` starts."""
+    return OPERATIONS[operation].task_state
+
+
+# Migration records.
+MIGRATION_TYPES = ("migration", "resize", "live-migration", "evacuation")
+MIG_PRE_MIGRATING = "pre-migrating"
+MIG_QUEUED = "queued"
+MIG_PREPARING = "preparing"
+MIG_RUNNING = "running"
+MIG_MIGRATING = "migrating"
+MIG_POST_MIGRATING = "post-migrating"
+MIG_FINISHED = "finished"          # cold: waiting for confirm or revert
+MIG_CONFIRMING = "confirming"
+MIG_REVERTING = "reverting"
+MIG_CONFIRMED = "confirmed"
+MIG_REVERTED = "reverted"
+MIG_COMPLETED = "completed"        # live migration / evacuation done
+MIG_DONE = "done"
+MIG_ACCEPTED = "accepted"          # evacuation accepted
+MIG_CANCELLED = "cancelled"
+MIG_ERROR = "error"
+MIG_FAILED = "failed"
+MIGRATION_FINAL = frozenset({MIG_CONFIRMED, MIG_REVERTED, MIG_COMPLETED,
+                             MIG_DONE, MIG_CANCELLED, MIG_ERROR, MIG_FAILED})
+MIGRATION_STATUSES = MIGRATION_FINAL | {
+    MIG_PRE_MIGRATING, MIG_QUEUED, MIG_PREPARING, MIG_RUNNING, MIG_MIGRATING,
+    MIG_POST_MIGRATING, MIG_FINISHED, MIG_CONFIRMING, MIG_REVERTING,
+    MIG_ACCEPTED}
+
+
+def migration_in_progress(migration_status):
+    """True while a migration still holds resources on its hosts
+    (``finished`` counts: it waits for confirm or revert)."""
+    return migration_status not in MIGRATION_FINAL

@@ -1,0 +1,50 @@
+"""The schema comes from the alembic migrations, and they match the
+models."""
+import sqlite3
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from agent.controller.db import Store, upgrade
+from agent.controller.db.models import Base
+
+
+def test_upgrade_creates_every_table_and_matches_models(tmp_path):
+    url = f"sqlite:///{tmp_path}/drover.db"
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+        assert "alembic_version" in tables
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}),
+                Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_twice_is_harmless(tmp_path):
+    url = f"sqlite:///{tmp_path}/drover.db"
+    upgrade(url)
+    upgrade(url)
+    rev = sqlite3.connect(tmp_path / "drover.db").execute(
+        "SELECT version_num FROM alembic_version").fetchall()
+    assert rev == [("0001",)]
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
+    url = f"sqlite:///{tmp_path}/drover.db"
+    upgrade(url)
+    store = Store(url)
+    try:
+        with store.db.engine.connect() as conn:
+            pragma = conn.exec_driver_sql
+            assert pragma("PRAGMA journal_mode").scalar() == "wal"
+            assert pragma("PRAGMA foreign_keys").scalar() == 1
+            assert pragma("PRAGMA busy_timeout").scalar() >= 10_000
+    finally:
+        store.close()
