@@ -58,6 +58,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("drover: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (drover ... | head): not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

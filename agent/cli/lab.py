@@ -1,0 +1,86 @@
+"""``drover lab``: the namespace lab (hypervisor hosts on this machine)."""
+import argparse
+
+from agent.cli import output
+
+STATUS_COLUMNS = ("name", "address", "libvirt_uri", "ssh_address", "state",
+                  "daemons")
+
+
+def _progress(message):
+    print(message, flush=True)
+
+
+def _lab(args):
+    from agent.conf import CONF
+    from agent.lab.lab import Lab
+    return Lab(args.lab_dir or CONF.lab.lab_dir,
+               name=args.name or CONF.lab.name,
+               network=args.network or CONF.lab.network)
+
+
+def _up(args):
+    from agent.conf import CONF
+    rows = _lab(args).up(args.hosts or CONF.lab.hosts, progress=_progress)
+    output.emit(output.format_list(rows, STATUS_COLUMNS))
+    return 0
+
+
+def _down(args):
+    _lab(args).down(progress=_progress)
+    return 0
+
+
+def _status(args):
+    rows = _lab(args).status()
+    # JSON carries every field (storage paths, UUIDs); the table the main.
+    columns = list(rows[0]) if rows and args.format == "json" \
+        else STATUS_COLUMNS
+    output.emit(output.format_list(rows, columns, args.format, args.column))
+    return 0
+
+
+def _image(args):
+    from agent.conf import CONF
+    from agent.lab.image import build_image
+    print(build_image(CONF.lab.cache_dir, force=args.force))
+    return 0
+
+
+def register(subparsers):
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lab-dir", metavar="DIR",
+                        help="lab state directory (default: [lab] lab_dir)")
+    common.add_argument("--name", help="lab name, prefix of its namespaces "
+                        "and interfaces (default: [lab] name)")
+    common.add_argument("--network", metavar="CIDR",
+                        help="lab network in 198.18.0.0/15 "
+                             "(default: [lab] network)")
+    lab = subparsers.add_parser(
+        "lab", help="namespace lab: hypervisor hosts on this machine",
+        description="Run several real libvirt/QEMU hosts on this machine, "
+                    "each in its own namespaces (needs root).")
+    sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND",
+                             parser_class=type(lab))
+    sub.required = True
+
+    p = sub.add_parser("up", parents=[common], help="start the lab's hosts "
+                       "(idempotent; rebuilds broken hosts)")
+    p.add_argument("--hosts", type=int, metavar="N",
+                   help="number of hosts (default: [lab] hosts)")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("down", parents=[common], help="stop the lab and "
+                       "remove its namespaces, interfaces and processes")
+    p.set_defaults(func=_down)
+
+    p = sub.add_parser("status", parents=[common], help="list the lab's "
+                       "hosts and the state of their daemons")
+    output.add_format_args(p)
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("image", help="build the lab's guest image into "
+                       "[lab] cache_dir")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even if the cached image is current")
+    p.set_defaults(func=_image)

@@ -1,0 +1,78 @@
+"""Integration fixtures: namespace labs of this test session's own.
+
+``lab`` is an ``agent.lab.lab.Lab`` with three running hosts, brought up
+once per session beside any other lab on the machine and taken down at the
+end.  It is named ``drvt`` on 198.18.64.0/24, or ``drvt1`` on
+198.18.65.0/24 and so on while another test session holds that name.
+Define guests on a host through its ``libvirt_uri``
+(``qemu+tcp://ADDR/system``), run commands in it with
+``lab.host_exec(host, argv)``, start daemons with
+``lab.start_daemon(host, name, argv)``.
+
+``lab_factory(count)`` brings up a further lab (``drvtx``..., from
+198.18.72.0/24) that is taken down after the test.
+"""
+import os
+
+import pytest
+
+from agent.common.errors import Conflict
+
+LAB_HOSTS = 3
+TRIES = 8
+
+
+def _skip_unless_lab_can_run():
+    from agent.lab.lab import unavailable_reason
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _up_free_lab(base_dir, base_name, third_octet, count, made):
+    """Bring up the first lab name and network no other lab is using."""
+    from agent.lab.lab import Lab
+    for k in range(TRIES):
+        name = base_name + (str(k) if k else "")
+        the_lab = Lab(os.path.join(base_dir, name), name,
+                      f"198.18.{third_octet + k}.0/24")
+        made.append(the_lab)
+        try:
+            the_lab.up(count)
+            return the_lab
+        except Conflict:
+            continue        # another test session's lab
+    pytest.fail(f"no free lab name among {base_name}..{base_name}"
+                f"{TRIES - 1}")
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    _skip_unless_lab_can_run()
+    made = []
+    try:
+        yield _up_free_lab(str(tmp_path_factory.mktemp("lab")), "drvt", 64,
+                           LAB_HOSTS, made)
+    finally:
+        for the_lab in made:
+            the_lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab_hosts(lab):
+    """``lab.status()`` rows: name, address, libvirt_uri, ssh_address..."""
+    return lab.status()
+
+
+@pytest.fixture
+def lab_factory(tmp_path):
+    _skip_unless_lab_can_run()
+    made = []
+
+    def make(count):
+        return _up_free_lab(str(tmp_path), "drvtx", 72, count, made)
+    try:
+        yield make
+    finally:
+        for the_lab in made:
+            the_lab.down()
