@@ -21,8 +21,16 @@ def _lab(args):
 
 def _up(args):
     from agent.conf import CONF
-    rows = _lab(args).up(args.hosts or CONF.lab.hosts, progress=_progress)
-    output.emit(output.format_list(rows, STATUS_COLUMNS))
+    from agent.lab import fleet
+    from agent.lab.image import build_image
+    lab = _lab(args)
+    lab.up(args.hosts or CONF.lab.hosts, progress=_progress)
+    if not args.hosts_only:
+        image = build_image(CONF.lab.cache_dir)
+        socket = fleet.start(lab, image, progress=_progress)
+        if socket != CONF.controller.socket_path:
+            print(f"controller: export DROVER_CONTROLLER_SOCKET={socket}")
+    output.emit(output.format_list(lab.status(), STATUS_COLUMNS))
     return 0
 
 
@@ -68,6 +76,8 @@ def register(subparsers):
                        "(idempotent; rebuilds broken hosts)")
     p.add_argument("--hosts", type=int, metavar="N",
                    help="number of hosts (default: [lab] hosts)")
+    p.add_argument("--hosts-only", action="store_true",
+                   help="only the hosts: no agents, no controller")
     p.set_defaults(func=_up)
 
     p = sub.add_parser("down", parents=[common], help="stop the lab and "

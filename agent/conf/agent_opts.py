@@ -20,3 +20,14 @@ OPTS = [
                help="Address other hosts use to reach this host for live "
                     "migration traffic. Default: the host's SSH address."),
 ]
+OPTS += [
+    cfg.IntOpt("reported_vcpus", default=0, min=0,
+               help="vCPUs this host offers to guests; 0: all of its CPUs. "
+                    "Lets an operator keep part of a host back, or a lab "
+                    "of hosts sharing one machine split it."),
+    cfg.IntOpt("reported_memory_mb", default=0, min=0,
+               help="RAM (MiB) this host offers to guests; 0: all of it."),
+    cfg.IntOpt("reported_disk_gb", default=0, min=0,
+               help="Disk (GiB) this host offers to guests; 0: the size of "
+                    "the filesystem of instances_path."),
+]

@@ -61,6 +61,18 @@ _LIBVIRT_POWER = {0: NOSTATE, 1: RUNNING, 2: RUNNING, 3: POWER_PAUSED,
                   4: SHUTDOWN, 5: SHUTDOWN, 6: CRASHED, 7: POWER_SUSPENDED}
 
 
+# agent.hypervisor.domains state names -> power_state
+_NAMED_POWER = {"nostate": NOSTATE, "running": RUNNING, "blocked": RUNNING,
+                "paused": POWER_PAUSED, "shutdown": SHUTDOWN,
+                "shutoff": SHUTDOWN, "crashed": CRASHED,
+                "pmsuspended": POWER_SUSPENDED}
+
+
+def power_state_from_name(name):
+    """Map a domain state name as the agent reports it to a power_state."""
+    return _NAMED_POWER.get(name, NOSTATE)
+
+
 def power_state_from_libvirt(domain_state):
     """Map a libvirt ``virDomainState`` number to a power_state."""
     return _LIBVIRT_POWER.get(domain_state, NOSTATE)

@@ -45,7 +45,7 @@ def as_dict(instance):
 
 class InstancesMixin:
     def create_instance(self, name, flavor, image, availability_zone=None,
-                        storage="local", uuid=None):
+                        storage="local", uuid=None, guest_metadata=None):
         """Record a new instance (vm_state building, task_state
         scheduling) with an IP from CONF.controller.guest_address_range
         and a MAC, both unique among live instances.  ``flavor``,
@@ -60,14 +60,15 @@ class InstancesMixin:
             try:
                 return self._create_instance(
                     name, flavor, image, availability_zone, storage,
-                    uuid or str(uuidlib.uuid4()))
+                    uuid or str(uuidlib.uuid4()), guest_metadata or {})
             except exc.IntegrityError:
                 # Lost a race for an address (not on SQLite: writers queue).
                 if attempt == _ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _create_instance(self, name, flavor, image, zone, storage, uuid):
+    def _create_instance(self, name, flavor, image, zone, storage, uuid,
+                         guest_metadata):
         with self.db.write() as s:
             if s.scalar(select(Instance.id).where(
                     Instance.name == name, Instance.deleted_at.is_(None))):
@@ -89,7 +90,8 @@ class InstancesMixin:
                 flavor=flavor_snapshot(fl.as_dict()), image_uuid=img.uuid,
                 availability_zone=zone, requested_availability_zone=zone,
                 vm_state=states.BUILDING, task_state=states.SCHEDULING,
-                power_state=states.NOSTATE, ip=ip, mac=mac, storage=storage)
+                power_state=states.NOSTATE, ip=ip, mac=mac, storage=storage,
+                guest_metadata=guest_metadata)
             s.add(inst)
             s.flush()
             return as_dict(inst)

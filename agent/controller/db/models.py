@@ -161,6 +161,8 @@ class Instance(Base):
     mac: Mapped[str | None] = mapped_column(String(17), unique=True)
     ip: Mapped[str | None] = mapped_column(String(45), unique=True)
     storage: Mapped[str] = mapped_column(String(8), default="local")
+    # Passed to the guest as SMBIOS OEM strings (drover.KEY=VALUE).
+    guest_metadata: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)

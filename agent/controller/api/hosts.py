@@ -1,0 +1,72 @@
+"""API: hosts and availability zones."""
+from agent.controller.api.views import host_row
+
+
+def _usage(svc):
+    used = {}
+    for alloc in svc.store.list_allocations():
+        u = used.setdefault(alloc["host"], {"vcpus": 0, "ram_mb": 0})
+        u["vcpus"] += alloc["vcpus"]
+        u["ram_mb"] += alloc["ram_mb"]
+    return used
+
+
+def _row(svc, host, used, counts):
+    h = dict(host)
+    u = used.get(h["name"], {"vcpus": 0, "ram_mb": 0})
+    h["vcpus_allocated"], h["memory_mb_allocated"] = u["vcpus"], u["ram_mb"]
+    return host_row(h, svc.store.host_availability_zone(h["name"]),
+                    counts.get(h["name"], 0))
+
+
+def host_list(svc):
+    used = _usage(svc)
+    counts = {}
+    for inst in svc.store.list_instances():
+        if inst["host"]:
+            counts[inst["host"]] = counts.get(inst["host"], 0) + 1
+    return [_row(svc, h, used, counts) for h in svc.store.list_hosts()]
+
+
+def host_show(svc, name):
+    host = svc.store.get_host(name)
+    out = dict(host)
+    out["availability_zone"] = svc.store.host_availability_zone(name)
+    out["aggregates"] = [a["name"] for a in svc.store.list_aggregates()
+                         if name in a["hosts"]]
+    out["instances"] = [i["name"] for i in
+                        svc.store.list_instances(host=name)]
+    return out
+
+
+def host_add(svc, name, address):
+    svc.hosts.register(name, address)
+    return host_show(svc, name)
+
+
+def host_enable(svc, name):
+    svc.store.enable_host(name)
+    return host_show(svc, name)
+
+
+def host_disable(svc, name, reason=None):
+    svc.store.disable_host(name, reason)
+    return host_show(svc, name)
+
+
+def az_list(svc):
+    zones = {}
+    for host in svc.store.list_hosts():
+        zone = svc.store.host_availability_zone(host["name"])
+        zones.setdefault(zone, []).append(host)
+    return [{"Zone Name": zone,
+             "Zone Status": ("available" if any(
+                 h["state"] == "up" and h["enabled"] for h in hosts)
+                 else "not available"),
+             "Hosts": [h["name"] for h in hosts]}
+            for zone, hosts in sorted(zones.items())]
+
+
+METHODS = {"host.list": host_list, "host.show": host_show,
+           "host.add": host_add, "host.enable": host_enable,
+           "host.disable": host_disable, "az.list": az_list}

@@ -1,0 +1,87 @@
+"""drover-controller: state, scheduler and operations of the fleet.
+
+Starts in this order: the database (migrated to the current schema), the
+host manager (agent clients, polling), the task engine (resuming what a
+previous controller left in flight), then the API socket for the CLI.
+"""
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+
+from agent import conf
+from agent.common import systemd
+from agent.common.errors import DroverError
+from agent.conf import CONF
+from agent.controller import api
+from agent.controller.db import Store, upgrade
+from agent.controller.hosts import HostManager
+from agent.controller.ops import WORKFLOWS
+from agent.controller.tasks.actionlog import ActionTaskLog
+from agent.controller.tasks.engine import TaskEngine
+from agent.host.rpc import RpcServer
+
+LOG = logging.getLogger("drover-controller")
+
+
+@dataclasses.dataclass
+class Services:
+    """What operations and API methods use."""
+    store: Store
+    hosts: HostManager
+    engine: TaskEngine = None
+
+
+def build():
+    upgrade(CONF.controller.database_url)
+    store = Store(CONF.controller.database_url)
+    svc = Services(store=store, hosts=HostManager(store))
+    svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
+    return svc
+
+
+def serve():
+    svc = build()
+    svc.hosts.start()
+    resumed = svc.engine.resume_all()
+    if resumed:
+        LOG.info("resumed %d task(s) left in flight: %s", len(resumed),
+                 resumed)
+    server = RpcServer(CONF.controller.socket_path)
+    api.register(server, svc)
+    server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    systemd.notify("READY=1")
+    systemd.start_watchdog(lambda: True, stop)
+    LOG.info("serving on %s", CONF.controller.socket_path)
+    stop.wait()
+    systemd.notify("STOPPING=1")
+    server.stop()
+    svc.hosts.close()
+    svc.engine.shutdown(wait=False)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="drover-controller",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", action="append", default=[])
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    conf.load([f"--config-file={p}" for p in args.config_file])
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: "
+                               "%(message)s")
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    try:
+        return serve()
+    except DroverError as err:
+        LOG.error("%s", err)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

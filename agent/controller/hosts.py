@@ -1,0 +1,204 @@
+"""The controller's view of its hosts: one agent client per host, a poll
+loop for facts and liveness, and power-state sync from the agents."""
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from agent.common.errors import Conflict, DroverError, NotFound
+from agent.conf import CONF
+from agent.controller import states
+from agent.transport.errors import HostUnreachable
+from agent.transport.ssh import AgentClient
+
+LOG = logging.getLogger(__name__)
+
+
+class HostManager:
+    def __init__(self, store):
+        self.store = store
+        self._clients = {}
+        self._lock = threading.Lock()
+        self._last_ok = {}
+        self._subscribed = set()
+        self._stop = threading.Event()
+        self._thread = None
+
+    # -- clients ------------------------------------------------------------
+
+    def client(self, name):
+        """The agent client of host ``name`` (NotFound for an unknown one)."""
+        with self._lock:
+            client = self._clients.get(name)
+        if client is not None:
+            return client
+        host = self.store.get_host(name)
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client = AgentClient(name, host["address"])
+                self._clients[name] = client
+        return client
+
+    def call(self, host, method, timeout=None, **params):
+        return self.client(host).call(method, timeout=timeout, **params)
+
+    def register(self, name, address):
+        """Add (or re-address) a host: reach its agent, record its facts."""
+        with self._lock:
+            old = self._clients.pop(name, None)
+        if old is not None:
+            old.close()
+        client = AgentClient(name, address)
+        try:
+            facts = client.call("host.facts", timeout=30)
+        except DroverError:
+            client.close()
+            raise
+        host = self.store.upsert_host(
+            name, address=address,
+            migration_address=facts.get("migration_address") or address,
+            facts=facts)
+        with self._lock:
+            self._clients[name] = client
+        self._sync_power(name, facts.get("domains", []))
+        self._subscribe(name, client)
+        return host
+
+    def close(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    # -- polling --------------------------------------------------------------
+
+    def start(self):
+        for host in self.store.list_hosts():
+            try:
+                self._subscribe(host["name"], self.client(host["name"]))
+            except DroverError as err:
+                LOG.info("host %s: not subscribed yet: %s", host["name"], err)
+        self._thread = threading.Thread(target=self._loop, name="poller",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        with ThreadPoolExecutor(max_workers=8,
+                                thread_name_prefix="poll") as pool:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                names = [h["name"] for h in self.store.list_hosts()]
+                list(pool.map(self.poll_host, names))
+                spent = time.monotonic() - started
+                self._stop.wait(max(0.1, CONF.controller.poll_interval
+                                    - spent))
+
+    def poll_host(self, name):
+        """Ask one agent for its facts; mark the host down after
+        [controller] host_down_after seconds without an answer."""
+        try:
+            facts = self.call(name, "host.facts",
+                              timeout=CONF.controller.poll_interval * 2)
+        except (HostUnreachable, DroverError) as err:
+            self._missed(name, err)
+            return
+        except Exception:      # the poller must outlive any one host
+            LOG.exception("host %s: poll failed", name)
+            return
+        was = self.store.get_host(name)["state"]
+        self.store.upsert_host(name, facts=facts)
+        self._last_ok[name] = time.monotonic()
+        if was != "up":
+            LOG.info("host %s is up", name)
+        self._subscribe(name, self.client(name))
+        self._sync_power(name, facts.get("domains", []))
+
+    def _missed(self, name, err):
+        last = self._last_ok.setdefault(name, time.monotonic())
+        if time.monotonic() - last < CONF.controller.host_down_after:
+            LOG.info("host %s missed a poll: %s", name, err)
+            return
+        try:
+            host = self.store.get_host(name)
+        except NotFound:
+            return
+        if host["state"] != "down":
+            LOG.warning("host %s is down: %s", name, err)
+            self.store.mark_host_down(name)
+
+    # -- power state ----------------------------------------------------------
+
+    def _subscribe(self, name, client):
+        """Get the host's lifecycle events (once per client; again on the
+        agent's side after a reconnect)."""
+        if client in self._subscribed:
+            return
+
+        def on_event(event, data):
+            if event == "domain.lifecycle":
+                self._on_lifecycle(name, data.get("uuid"))
+            elif event == "agent.reconnected":
+                threading.Thread(target=self._resubscribe, args=(client,),
+                                 daemon=True).start()
+        try:
+            client.subscribe(on_event)
+            self._subscribed.add(client)
+        except DroverError as err:
+            LOG.info("host %s: cannot subscribe to events: %s", name, err)
+
+    def _on_lifecycle(self, host, uuid):
+        """Events arrive late and in bursts (defined, started, resumed):
+        record the state the domain is in now, not the one of the event."""
+        try:
+            state = self.call(host, "instance.info", uuid=uuid)["state"]
+        except NotFound:
+            state = "nostate"
+        except DroverError as err:
+            LOG.info("host %s: cannot read %s: %s", host, uuid, err)
+            return
+        self._set_power(uuid, states.power_state_from_name(state), host)
+
+    @staticmethod
+    def _resubscribe(client):
+        try:
+            client.call("subscribe")
+        except DroverError as err:
+            LOG.info("host %s: cannot subscribe again: %s", client.host, err)
+
+    def _sync_power(self, host, domains):
+        seen = {d["uuid"]: states.power_state_from_name(d["state"])
+                for d in domains}
+        for inst in self.store.list_instances(host=host):
+            self._set_power(inst["uuid"], seen.get(inst["uuid"],
+                                                   states.NOSTATE), host,
+                            inst)
+
+    def _set_power(self, uuid, power_state, host, inst=None):
+        """Record what libvirt says; an ACTIVE guest that powered itself
+        off becomes SHUTOFF (stopped), as in Nova.  Instances busy in a
+        task are left to that task."""
+        if uuid is None or power_state is None:
+            return
+        try:
+            inst = inst or self.store.get_instance(uuid)
+        except NotFound:
+            return
+        if inst["host"] != host or inst["task_state"] is not None:
+            return
+        values = {}
+        if inst["power_state"] != power_state:
+            values["power_state"] = power_state
+        if (inst["vm_state"] == states.ACTIVE
+                and power_state in (states.SHUTDOWN, states.CRASHED)):
+            values["vm_state"] = states.STOPPED
+        if values:
+            try:
+                self.store.update_instance(
+                    uuid, expected={"task_state": None, "host": host},
+                    **values)
+            except Conflict:
+                pass        # a task started meanwhile: it owns the state

@@ -1,0 +1,49 @@
+"""What operation modules share: reading the instance, calling agents,
+the guest's metadata, and the states a failed task leaves behind."""
+import ipaddress
+import logging
+
+from agent.conf import CONF
+from agent.controller import states
+
+LOG = logging.getLogger(__name__)
+
+
+def instance(ctx):
+    return ctx.services.store.get_instance(ctx.params["uuid"])
+
+
+def agent_call(ctx, host, method, timeout=None, **params):
+    return ctx.services.hosts.call(host, method, timeout=timeout, **params)
+
+
+def update(ctx, **values):
+    return ctx.services.store.update_instance(ctx.params["uuid"], **values)
+
+
+def guest_spec(inst, flavor=None):
+    """What the agent needs to define the instance's domain."""
+    flavor = flavor or inst["flavor"]
+    prefix = ipaddress.ip_network(CONF.controller.guest_network).prefixlen
+    metadata = dict(inst.get("guest_metadata") or {})
+    metadata.update({"ip": f"{inst['ip']}/{prefix}",
+                     "hostname": inst["name"]})
+    return {"uuid": inst["uuid"], "name": inst["name"],
+            "vcpus": flavor["vcpus"], "memory_mib": flavor["ram_mb"],
+            "disk_gb": flavor["disk_gb"], "mac": inst["mac"],
+            "storage": inst["storage"], "flavor": flavor["name"],
+            "metadata": metadata}
+
+
+def reset_task_state(ctx, err):
+    """A failed operation that changed nothing lasting: back to no task,
+    with the reason kept for server show."""
+    LOG.warning("instance %s: %s failed: %s", ctx.params["uuid"],
+                ctx.params.get("action", "task"), err)
+    update(ctx, task_state=None, error=str(err).splitlines()[0][:500])
+
+
+def set_error(ctx, err):
+    """A failed operation that left the instance unusable: ERROR."""
+    update(ctx, vm_state=states.ERROR, task_state=None,
+           error=str(err).splitlines()[0][:500])

@@ -1,0 +1,54 @@
+"""Choosing a host and claiming its capacity, shared by every operation
+that places an instance (boot, migrate, resize, live migration,
+evacuation)."""
+from agent.controller.db.placement import ClaimFailed
+from agent.controller.scheduler import NoValidHost, Request, select
+
+
+def request_for(flavor, *, ignore_hosts=(), force_host=None,
+                availability_zone=None):
+    return Request.for_flavor(flavor, ignore_hosts=frozenset(ignore_hosts),
+                              force_host=force_host,
+                              availability_zone=availability_zone)
+
+
+def place(store, flavor, consumer, instance_uuid, **request_args):
+    """Pick the best host that takes an atomic claim for ``consumer``.
+
+    A claim already held by ``consumer`` (a resumed task) is kept.  Hosts
+    that lose a race for their last capacity are skipped; when every one
+    does, NoValidHost names them."""
+    held = store.list_allocations(consumer=consumer)
+    if held:
+        return held[0]["host"]
+    decision = select(request_for(flavor, **request_args),
+                      store.host_states())
+    lost = []
+    for host in decision.hosts:
+        try:
+            store.claim(host, consumer, flavor["vcpus"], flavor["ram_mb"],
+                        flavor["disk_gb"], instance_uuid=instance_uuid)
+            return host
+        except ClaimFailed as err:
+            lost.append(str(err))
+    raise NoValidHost(decision, "; ".join(lost))
+
+
+def explain(store, flavor, **request_args):
+    """Every host with its weight, or the filter that rejected it."""
+    request = request_for(flavor, **request_args)
+    hosts = store.host_states()
+    try:
+        decision = select(request, hosts)
+    except NoValidHost as err:
+        decision = err.decision
+    rows = []
+    for rank, cand in enumerate(decision.candidates):
+        rows.append({"Host": cand.host,
+                     "Result": "chosen" if rank == 0 else "candidate",
+                     "Weight": round(cand.weight, 3), "Filter": None,
+                     "Reason": None})
+    for host, why in sorted(decision.rejected.items()):
+        rows.append({"Host": host, "Result": "rejected", "Weight": None,
+                     "Filter": why.filter, "Reason": why.reason})
+    return rows

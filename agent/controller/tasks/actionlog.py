@@ -1,0 +1,51 @@
+"""The engine's task log: the store, plus instance actions and events.
+
+Each step of a task that belongs to an instance action (``action_id`` in
+its params) is also an event of that action, so ``server event list``
+shows what ran, what failed and why, without operation modules writing
+events themselves.
+"""
+import threading
+
+
+class ActionTaskLog:
+    def __init__(self, store):
+        self.store = store
+        self._events = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):        # the rest of the task log
+        return getattr(self.store, name)
+
+    def _action(self, task_id):
+        task = self.store.task_get(task_id)
+        return task["params"].get("action_id"), task["kind"]
+
+    def step_started(self, task_id, index, name):
+        self.store.step_started(task_id, index, name)
+        action_id, kind = self._action(task_id)
+        if action_id is not None:
+            ev = self.store.start_event(action_id, f"{kind}_{name}")
+            with self._lock:
+                self._events[(task_id, name)] = ev["id"]
+
+    def _finish_event(self, task_id, name, result, details=None):
+        with self._lock:
+            event_id = self._events.pop((task_id, name), None)
+        if event_id is not None:
+            self.store.finish_event(event_id, result, details)
+
+    def step_done(self, task_id, name, data):
+        self.store.step_done(task_id, name, data)
+        self._finish_event(task_id, name, "Success")
+
+    def step_failed(self, task_id, name, error):
+        self.store.step_failed(task_id, name, error)
+        self._finish_event(task_id, name, "Error", error)
+
+    def task_finish(self, task_id, state, error=None):
+        self.store.task_finish(task_id, state, error)
+        if state in ("done", "failed"):
+            action_id, _ = self._action(task_id)
+            if action_id is not None:
+                self.store.finish_action(action_id, error)

@@ -1,0 +1,91 @@
+"""drover-agent: one per hypervisor host.
+
+``drover-agent [serve]`` runs the daemon: the RPC server on [agent]
+socket_path with the host primitives, libvirt lifecycle events pushed to
+subscribers, systemd readiness and watchdog.  ``drover-agent relay`` is what
+the controller runs over SSH to reach it; ``drover-agent receive-disk`` is
+the receiving end of a host-to-host disk copy.
+"""
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from agent import conf
+from agent.common import systemd
+from agent.common.errors import DroverError
+from agent.conf import CONF
+from agent.host import facts, image_cache
+from agent.host.instances import Instances
+from agent.host.rpc import RpcServer
+from agent.hypervisor import domains
+from agent.hypervisor.connection import Connection
+
+LOG = logging.getLogger("drover-agent")
+
+
+def build_server(conn):
+    server = RpcServer(CONF.agent.socket_path)
+    server.register("host.facts", lambda: facts.host_facts(conn))
+    server.register("image.status", image_cache.status)
+    server.register("image.commit", image_cache.commit)
+    Instances(conn).register(server)
+
+    def on_lifecycle(uuid, event, detail):
+        try:
+            state = domains.info(conn, uuid).state
+        except DroverError:
+            state = "nostate"
+        server.publish("domain.lifecycle", {"uuid": uuid, "event": event,
+                                            "state": state})
+    conn.register_lifecycle_callback(on_lifecycle)
+    return server
+
+
+def serve():
+    conn = Connection(events=True)
+    conn.get()      # fail early, clearly, if libvirtd is not there
+    server = build_server(conn)
+    server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    systemd.notify("READY=1")
+    systemd.start_watchdog(lambda: conn.get() is not None, stop)
+    LOG.info("serving on %s (libvirt %s)", CONF.agent.socket_path, conn.uri)
+    stop.wait()
+    systemd.notify("STOPPING=1")
+    server.stop()
+    conn.close()
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="drover-agent",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", action="append", default=[])
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "relay", "receive-disk"])
+    args, rest = parser.parse_known_args(argv)
+    files = [f"--config-file={p}" for p in args.config_file]
+    if args.command == "relay":
+        from agent.host import relay
+        return relay.main(rest + [a for p in args.config_file
+                                  for a in ("--config-file", p)])
+    if args.command == "receive-disk":
+        from agent.transport import diskcopy
+        return diskcopy.receive_main(rest)
+    conf.load(files)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return serve()
+    except DroverError as err:
+        LOG.error("%s", err)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""What a host tells the controller about itself."""
+import os
+import socket
+
+from agent.conf import CONF
+from agent.hypervisor import domains
+
+
+def _meminfo_mb():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _disk_gb(path):
+    os.makedirs(path, exist_ok=True)
+    st = os.statvfs(path)
+    return (st.f_blocks * st.f_frsize) >> 30, \
+        ((st.f_blocks - st.f_bavail) * st.f_frsize) >> 30
+
+
+def _version(number):
+    major, rest = divmod(number, 1000000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+def host_facts(conn):
+    """Resources, versions, paths and domains of this host."""
+    doms = domains.list_domains(conn)
+    running = [d for d in doms if d.state in ("running", "paused",
+                                               "blocked")]
+    disk_total, disk_used = _disk_gb(CONF.agent.instances_path)
+    virt = conn.get()
+    return {
+        "hostname": CONF.host or socket.gethostname(),
+        "vcpus": CONF.agent.reported_vcpus or os.cpu_count() or 1,
+        "memory_mb": CONF.agent.reported_memory_mb or _meminfo_mb(),
+        "disk_gb": CONF.agent.reported_disk_gb or disk_total,
+        "vcpus_used": sum(d.vcpus for d in running),
+        "memory_mb_used": sum(d.memory_mib for d in running),
+        "disk_gb_used": disk_used,
+        "hypervisor_type": virt.getType(),
+        "libvirt_version": _version(virt.getLibVersion()),
+        "qemu_version": _version(virt.getVersion()),
+        "cpu_model": CONF.libvirt.cpu_model,
+        "virt_type": CONF.libvirt.virt_type,
+        "instances_path": CONF.agent.instances_path,
+        "shared_instances_path": CONF.agent.shared_instances_path,
+        "image_cache_path": CONF.agent.image_cache_path,
+        "migration_address": CONF.agent.migration_address,
+        "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state}
+                    for d in doms],
+    }
