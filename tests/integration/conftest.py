@@ -76,3 +76,27 @@ def lab_factory(tmp_path):
     finally:
         for the_lab in made:
             the_lab.down()
+
+
+@pytest.fixture(scope="session")
+def fleet(lab):
+    """drover running on the session lab: an agent per host, a controller,
+    hosts, the lab guest image and lab flavors registered.  A
+    ``helpers.Fleet`` (CLI runner, API client, guest checks)."""
+    from agent.conf import CONF
+    from agent.lab import fleet as lab_fleet
+    from agent.lab.image import build_image
+    from helpers import Fleet
+    cache = os.environ.get("DROVER_LAB_CACHE", CONF.lab.cache_dir)
+    socket = lab_fleet.start(lab, build_image(cache), progress=lambda m: None)
+    the_fleet = Fleet(lab, socket)
+    yield the_fleet
+    the_fleet.delete_all_servers()
+
+
+@pytest.fixture
+def servers(fleet):
+    """Names of servers a test creates, deleted after it."""
+    names = []
+    yield names
+    fleet.delete_servers(names)

@@ -1,0 +1,131 @@
+"""What integration tests use to drive drover and look at guests."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+import libvirt
+
+from agent.transport.local import LocalClient
+
+DROVER = [sys.executable, "-m", "agent.cli.main"]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class Fleet:
+    def __init__(self, lab, socket):
+        self.lab = lab
+        self.socket = socket
+        self.hosts = {h["name"]: h for h in lab.status()}
+
+    # -- the CLI and the API ------------------------------------------------
+
+    def cli(self, *args, check=True, timeout=600):
+        """Run ``drover ARGS``; returns (exit code, stdout, stderr)."""
+        proc = subprocess.run(
+            DROVER + ["--controller-socket", self.socket, *args],
+            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        if check and proc.returncode != 0:
+            raise AssertionError(f"drover {' '.join(args)} exited "
+                                 f"{proc.returncode}: {proc.stderr}")
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def json(self, *args):
+        return json.loads(self.cli(*args, "-f", "json")[1])
+
+    def call(self, method, **params):
+        with LocalClient(self.socket, timeout=120) as client:
+            return client.call(method, **params)
+
+    def server(self, name):
+        return self.call("server.show", name=name)
+
+    def create(self, name, flavor="lab.small", *extra):
+        return self.json("server", "create", name, "--flavor", flavor,
+                         "--image", "lab-guest", "--wait", *extra)
+
+    def wait_task(self, task_id, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = self.call("task.show", id=task_id)
+            if task["state"] in ("done", "failed"):
+                return task
+            time.sleep(0.2)
+        raise AssertionError(f"task {task_id} still running")
+
+    def delete_servers(self, names):
+        tasks = []
+        for name in names:
+            try:
+                tasks.append(self.call("server.delete", name=name)["task_id"])
+            except Exception:       # already gone, or never made
+                pass
+        for task_id in tasks:
+            self.wait_task(task_id)
+
+    def delete_all_servers(self):
+        self.delete_servers([s["Name"] for s in self.call("server.list")])
+
+    # -- libvirt, as each host sees it ----------------------------------------
+
+    def domains(self, host):
+        """{uuid: state name} of every domain libvirt has on ``host``."""
+        conn = libvirt.open(self.hosts[host]["libvirt_uri"])
+        try:
+            out = {}
+            for dom in conn.listAllDomains(0):
+                state = dom.state()[0]
+                out[dom.UUIDString()] = (
+                    "running" if state == libvirt.VIR_DOMAIN_RUNNING
+                    else "paused" if state == libvirt.VIR_DOMAIN_PAUSED
+                    else "shutoff")
+            return out
+        finally:
+            conn.close()
+
+    def all_domains(self):
+        return {h: self.domains(h) for h in self.hosts}
+
+    def host_exec(self, host, argv, **kw):
+        return self.lab.host_exec(host, argv, **kw)
+
+    def ping(self, from_host, address, count=1):
+        """True if ``address`` answers ping from inside ``from_host``."""
+        proc = subprocess.run(
+            self.lab.host_argv(from_host, ["ping", "-c", str(count), "-W",
+                                           "1", address]),
+            capture_output=True, text=True)
+        return proc.returncode == 0
+
+
+# -- the guest's own control server (see agent/lab/guest) ---------------------
+
+def guest_get(ip, path, timeout=5):
+    with urllib.request.urlopen(f"http://{ip}{path}",
+                                timeout=timeout) as resp:
+        return resp.read().decode().strip()
+
+
+def guest_status(ip):
+    """{"uptime": float, "boot": id, "dirty_mbps": ...} from the guest."""
+    fields = dict(kv.split("=", 1) for kv in guest_get(ip, "/cgi-bin/status")
+                  .split())
+    fields["uptime"] = float(fields["uptime"])
+    return fields
+
+
+def wait_guest(ip, timeout=60):
+    """Wait until the guest answers; returns its status."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return guest_status(ip)
+        except OSError as err:
+            last = err
+            time.sleep(0.3)
+    raise AssertionError(f"guest {ip} did not answer in {timeout} s: {last}")
