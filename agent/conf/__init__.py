@@ -7,12 +7,12 @@ and is listed in ``_MODULES``.  ``list_opts`` feeds ``oslo-config-generator``
 from oslo_config import cfg
 
 from agent.conf import (agent_opts, compute, controller, default, lab,
-                        libvirt, scheduler, ssh)
+                        libvirt, migration, scheduler, ssh)
 
 CONF = cfg.CONF
 
 _MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
-            lab)
+            migration, lab)
 
 
 def register_opts(conf):

@@ -1,0 +1,428 @@
+"""A live migration running inside the agent, and the registry of them.
+
+``MigrationJob`` calls ``virDomain.migrateToURI3`` in one thread while its
+monitor (the job's own thread) polls ``jobStats`` every
+[migration] monitor_interval and applies what ``policy.decide`` says:
+downtime steps, the completion timeout, an operator's abort or
+force-complete.  Jobs live in the agent, not in the controller: a
+restarted controller asks ``JobRegistry.status(uuid)`` and finds the job
+still running or finished.
+"""
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+
+import libvirt
+
+from agent.common.errors import Conflict, InvalidInput, NotFound
+from agent.conf import CONF
+from agent.host.migration import policy
+from agent.hypervisor import domains, validate
+
+LOG = logging.getLogger(__name__)
+
+QUEUED = "queued"
+PREPARING = "preparing"
+RUNNING = "running"
+POSTCOPY = "postcopy"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+ACTIVE = frozenset({QUEUED, PREPARING, RUNNING, POSTCOPY})
+
+BLOCK_FLAGS = libvirt.VIR_MIGRATE_NON_SHARED_INC | \
+    libvirt.VIR_MIGRATE_NON_SHARED_DISK
+_DEST_URI = re.compile(r"^qemu(\+(tcp|tls|ssh|libssh|libssh2))?://"
+                       r"[A-Za-z0-9.:\[\]@_-]*/system(\?[\x21-\x7e]*)?$")
+
+
+def check_dest_uri(uri):
+    """A libvirt URI of a remote QEMU system daemon, or InvalidInput."""
+    if not isinstance(uri, str) or not _DEST_URI.match(uri):
+        raise InvalidInput(f"not a remote libvirt URI: {uri!r}")
+    return uri
+
+
+class MigrationJob:
+    """One outgoing live migration of ``instance_uuid`` to ``dest_uri``.
+
+    ``flags`` and ``params`` come from ``policy.migration_flags`` and
+    ``policy.migration_params``; ``opts`` are the [migration] options;
+    ``on_progress(status)`` is called on every poll and status change;
+    ``slots`` (a semaphore) bounds concurrent migrations (queued until one
+    is free).  ``data_gb`` defaults to the guest's RAM plus the allocation
+    of the disks a block migration copies.
+    """
+
+    def __init__(self, conn, instance_uuid, dest_uri, flags, params, *,
+                 opts=None, on_progress=None, slots=None, data_gb=None):
+        self.conn = conn
+        self.instance_uuid = validate.uuid(instance_uuid)
+        self.dest_uri = check_dest_uri(dest_uri)
+        self.flags = flags
+        self.params = dict(params)
+        self.opts = opts or CONF.migration
+        self._on_progress = on_progress
+        self._slots = slots
+        self._data_gb = data_gb
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._migrated = threading.Event()
+        self._thread = None
+        self._state = policy.State()
+        self._plan = None
+        self._status = QUEUED
+        self._reason = None
+        self._error = None
+        self._abort_reason = None
+        self._paused = False
+        self._downtime_ms = None
+        self._final_downtime_ms = None
+        self._progress = policy.progress({})
+        self._created = time.time()
+        self._started = None
+        self._finished = None
+
+    # -- operator and controller interface -------------------------------
+
+    def start(self):
+        """Run the job in a thread of its own; returns at once."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, daemon=True,
+                name=f"migrate-{self.instance_uuid[:8]}")
+        self._thread.start()
+
+    @property
+    def active(self):
+        return self.status()["status"] in ACTIVE
+
+    def wait(self, timeout=None):
+        """Wait until the job has finished; True if it has."""
+        return self._done.wait(timeout)
+
+    def abort(self):
+        """Cancel the migration; the guest keeps running on the source.
+        Refused once the guest runs on the destination (post-copy)."""
+        with self._lock:
+            if self._status not in ACTIVE:
+                raise Conflict(f"migration of {self.instance_uuid} is "
+                               f"{self._status}; nothing to abort")
+            if self._status == POSTCOPY:
+                raise Conflict(f"migration of {self.instance_uuid} is in "
+                               "post-copy and can no longer be aborted")
+            self._state = dataclasses.replace(self._state,
+                                              abort_requested=True)
+        return self.status()
+
+    def force_complete(self):
+        """Make the migration finish: switch to post-copy if it was
+        permitted, else pause the guest so that the copy converges."""
+        with self._lock:
+            if self._status not in ACTIVE:
+                raise Conflict(f"migration of {self.instance_uuid} is "
+                               f"{self._status}; nothing to force")
+            self._state = dataclasses.replace(self._state,
+                                              force_requested=True)
+        return self.status()
+
+    def status(self):
+        """A dict: status, reason, progress, applied and final downtime,
+        what was forced, timestamps."""
+        with self._lock:
+            now = self._finished or time.time()
+            return {
+                "instance_uuid": self.instance_uuid,
+                "status": self._status,
+                "reason": self._reason,
+                "dest_uri": self.dest_uri,
+                "migrate_uri": self.params.get(libvirt.VIR_MIGRATE_PARAM_URI),
+                "flags": self.flags,
+                "block_migration": bool(self.flags & BLOCK_FLAGS),
+                "progress": dict(self._progress),
+                "downtime_ms": self._downtime_ms,
+                "final_downtime_ms": self._final_downtime_ms,
+                "forced": self._state.forced,
+                "abort_requested": self._state.abort_requested,
+                "timeout": self._plan.timeout if self._plan else None,
+                "created_at": self._created,
+                "started_at": self._started,
+                "finished_at": self._finished,
+                "elapsed": round(now - self._started, 3)
+                if self._started else 0,
+            }
+
+    # -- the job's thread -------------------------------------------------
+
+    def _run(self):
+        try:
+            if not self._take_slot():
+                self._finish(CANCELLED, policy.OPERATOR_ABORT)
+                return
+            try:
+                if self._state.abort_requested:
+                    self._finish(CANCELLED, policy.OPERATOR_ABORT)
+                else:
+                    self._migrate_and_monitor()
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
+        except Exception as err:
+            LOG.exception("migration job of %s failed", self.instance_uuid)
+            self._finish(FAILED, _one_line(err))
+        finally:
+            self._done.set()
+
+    def _take_slot(self):
+        """Wait (queued) for a free migration slot; False if aborted
+        meanwhile."""
+        if self._slots is None:
+            return True
+        while not self._slots.acquire(timeout=self.opts.monitor_interval):
+            if self._state.abort_requested:
+                return False
+        return True
+
+    def _migrate_and_monitor(self):
+        self._set(status=PREPARING, started=time.time())
+        dom = domains.lookup(self.conn, self.instance_uuid)
+        data_gb = self._data_gb or self._measure(dom)
+        self._set(plan=policy.make_plan(self.flags, data_gb, self.opts))
+        thread = threading.Thread(
+            target=self._migrate, args=(dom,), daemon=True,
+            name=f"migrate-call-{self.instance_uuid[:8]}")
+        started = time.monotonic()
+        thread.start()
+        while not self._migrated.wait(self.opts.monitor_interval):
+            self._tick(dom, time.monotonic() - started)
+        thread.join()
+        self._conclude(dom)
+
+    def _migrate(self, dom):
+        try:
+            dom.migrateToURI3(self.dest_uri, self.params, self.flags)
+        except libvirt.libvirtError as err:
+            self._error = _one_line(err)
+        except Exception as err:
+            LOG.exception("migrateToURI3 of %s", self.instance_uuid)
+            self._error = _one_line(err)
+        finally:
+            self._migrated.set()
+
+    def _tick(self, dom, elapsed):
+        stats = _job_stats(dom)
+        with self._lock:
+            if policy.job_active(stats):
+                self._progress = policy.progress(stats)
+                if self._status == PREPARING:
+                    self._status = RUNNING
+            action, self._state = policy.decide(stats, elapsed, self._plan,
+                                                self._state)
+        self._apply(dom, action)
+        self._publish()
+
+    def _apply(self, dom, action):
+        try:
+            if action.kind == policy.SET_DOWNTIME:
+                dom.migrateSetMaxDowntime(action.downtime_ms, 0)
+                self._set(downtime_ms=action.downtime_ms)
+            elif action.kind == policy.ABORT_JOB:
+                self._set(abort_reason=action.reason)
+                dom.abortJob()
+            elif action.kind == policy.START_POST_COPY:
+                dom.migrateStartPostCopy(0)
+                self._set(status=POSTCOPY)
+            elif action.kind == policy.PAUSE:
+                dom.suspend()
+                self._set(paused=True)
+        except libvirt.libvirtError as err:
+            LOG.warning("migration of %s: %s failed: %s", self.instance_uuid,
+                        action.kind, _one_line(err))
+            return
+        if action.kind != policy.NOTHING:
+            LOG.info("migration of %s: %s %s", self.instance_uuid,
+                     action.kind, action.downtime_ms or action.reason or "")
+
+    def _conclude(self, dom):
+        if self._error is None:
+            final = _completed_stats(dom, self.dest_uri, self.instance_uuid)
+            with self._lock:
+                if final:
+                    self._progress = {**policy.progress(final),
+                                      "percent": 100, "eta": 0}
+                    if "downtime" in final:
+                        self._final_downtime_ms = int(final["downtime"])
+            self._finish(COMPLETED, None)
+            return
+        if self._paused:
+            _resume_if_paused(dom)
+        if self._abort_reason == policy.OPERATOR_ABORT:
+            self._finish(CANCELLED, policy.OPERATOR_ABORT)
+        elif self._abort_reason:
+            self._finish(FAILED, f"{self._abort_reason}; migration aborted")
+        else:
+            self._finish(FAILED, self._error)
+
+    def _measure(self, dom):
+        memory = dom.info()[1] * 1024
+        disk = 0
+        if self.flags & BLOCK_FLAGS:
+            for target in self.params.get(
+                    libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS, []):
+                disk += dom.blockInfo(target)[1]
+        return policy.data_gb(memory, disk)
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _set(self, **changes):
+        with self._lock:
+            for key, value in changes.items():
+                setattr(self, f"_{key}", value)
+        if "status" in changes:
+            self._publish()
+
+    def _finish(self, status, reason):
+        self._set(status=status, reason=reason, finished=time.time())
+        LOG.info("migration of %s %s%s", self.instance_uuid, status,
+                 f": {reason}" if reason else "")
+
+    def _publish(self):
+        if self._on_progress is None:
+            return
+        try:
+            self._on_progress(self.status())
+        except Exception:
+            LOG.exception("migration progress callback failed")
+
+
+class JobRegistry:
+    """The agent's migration jobs by instance UUID: the finished ones stay
+    until another migration of the same instance starts."""
+
+    def __init__(self, conn, *, opts=None, on_progress=None):
+        self.conn = conn
+        self.opts = opts or CONF.migration
+        self._on_progress = on_progress
+        self._slots = threading.BoundedSemaphore(self.opts.max_concurrent)
+        self._jobs = {}
+        self._lock = threading.Lock()
+
+    def start(self, instance_uuid, dest_uri, migration_address, *,
+              block_migration=False, shared_storage_checked=False,
+              migrate_disks=(), dest_name=None, dest_xml=None,
+              persistent_xml=None):
+        """Start migrating ``instance_uuid`` to ``dest_uri`` (its memory
+        stream to ``migration_address``) and return the job's status.
+        Idempotent: a migration of the instance that is still running is
+        returned as it is (Conflict if it goes elsewhere)."""
+        instance_uuid = validate.uuid(instance_uuid)
+        check_dest_uri(dest_uri)
+        flags = policy.migration_flags(
+            block_migration, shared_storage_checked,
+            permit_auto_converge=self.opts.permit_auto_converge,
+            permit_post_copy=self.opts.permit_post_copy)
+        params = policy.migration_params(
+            migration_address, bandwidth=self.opts.bandwidth,
+            migrate_disks=migrate_disks if block_migration else (),
+            dest_name=dest_name, dest_xml=dest_xml,
+            persistent_xml=persistent_xml)
+        return self.add(MigrationJob(
+            self.conn, instance_uuid, dest_uri, flags, params,
+            opts=self.opts, on_progress=self._on_progress,
+            slots=self._slots)).status()
+
+    def add(self, job):
+        """Register and start ``job`` unless the instance already has an
+        active one, which is returned instead."""
+        with self._lock:
+            current = self._jobs.get(job.instance_uuid)
+            if current is not None and current.active:
+                if current.dest_uri != job.dest_uri:
+                    raise Conflict(
+                        f"instance {job.instance_uuid} is already migrating "
+                        f"to {current.dest_uri}")
+                return current
+            self._jobs[job.instance_uuid] = job
+        job.start()
+        return job
+
+    def get(self, instance_uuid):
+        """The latest MigrationJob of the instance, or NotFound."""
+        uuid = validate.uuid(instance_uuid)
+        with self._lock:
+            job = self._jobs.get(uuid)
+        if job is None:
+            raise NotFound(f"no migration of instance {uuid} on this host")
+        return job
+
+    def status(self, instance_uuid):
+        return self.get(instance_uuid).status()
+
+    def abort(self, instance_uuid):
+        return self.get(instance_uuid).abort()
+
+    def force_complete(self, instance_uuid):
+        return self.get(instance_uuid).force_complete()
+
+    def list(self):
+        """Status of every job held."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [job.status() for job in jobs]
+
+
+def _job_stats(dom):
+    try:
+        return dom.jobStats(0)
+    except libvirt.libvirtError as err:
+        LOG.debug("jobStats: %s", _one_line(err))
+        return {}
+
+
+def _completed_stats(dom, dest_uri, instance_uuid):
+    """Statistics of the finished migration: from the source if it still
+    knows the domain, else from the destination; {} if neither does."""
+    flags = libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED
+    with contextlib.suppress(libvirt.libvirtError):
+        stats = dom.jobStats(flags)
+        if stats.get("type") == libvirt.VIR_DOMAIN_JOB_COMPLETED:
+            return stats
+    try:
+        dest = libvirt.open(dest_uri)
+    except libvirt.libvirtError as err:
+        LOG.debug("no completed job stats from %s: %s", dest_uri,
+                  _one_line(err))
+        return {}
+    try:
+        stats = dest.lookupByUUIDString(instance_uuid).jobStats(flags)
+        if stats.get("type") == libvirt.VIR_DOMAIN_JOB_COMPLETED:
+            return stats
+    except libvirt.libvirtError as err:
+        LOG.debug("no completed job stats from %s: %s", dest_uri,
+                  _one_line(err))
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            dest.close()
+    return {}
+
+
+def _resume_if_paused(dom):
+    """Resume a guest the monitor paused, after the migration failed."""
+    try:
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+    except libvirt.libvirtError as err:
+        LOG.warning("cannot resume %s after a failed migration: %s",
+                    dom.UUIDString(), _one_line(err))
+
+
+def _one_line(err):
+    text = err.get_error_message() if isinstance(
+        err, libvirt.libvirtError) else None
+    text = (text or str(err) or type(err).__name__).strip()
+    return text.splitlines()[0]
