@@ -50,9 +50,10 @@ def parse_properties(pairs):
     return props
 
 
-def wait_task(client, task_id, what, poll=0.5):
+def wait_task(client, task_id, what, poll=0.5, raise_on_failure=True):
     """Follow a controller task to its end, printing its progress on stderr.
-    Raises DroverError with the task's error when it fails."""
+    Raises DroverError with the task's error when it fails (unless
+    ``raise_on_failure`` is false: then the task is returned)."""
     last = None
     tty = sys.stderr.isatty()
     while True:
@@ -70,5 +71,7 @@ def wait_task(client, task_id, what, poll=0.5):
         if task["state"] == "failed":
             if tty and last:
                 print(file=sys.stderr)
+            if not raise_on_failure:
+                return task
             raise DroverError(f"{what} failed: {task.get('error')}")
         time.sleep(poll)

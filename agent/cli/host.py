@@ -28,3 +28,13 @@ def register(subparsers):
                    "stop placing instances on a host", formatted=True)
     s.add_argument("name")
     s.add_argument("--reason", default=None, help="why (shown in host show)")
+    s = subcommand(sub, "add",
+                   lambda c, a: c.call("host.add", name=a.name,
+                                       address=a.address),
+                   "register a host whose agent runs and whose SSH key is "
+                   "in [ssh] known_hosts", formatted=True)
+    s.add_argument("name")
+    s.add_argument("--address", required=True, help="its SSH address")
+
+    from agent.cli import migrate
+    migrate.register_host(sub)

@@ -101,3 +101,6 @@ def register(subparsers):
     s.add_argument("name")
     s.add_argument("--lines", type=int, default=50,
                    help="last N lines (default 50; 0 for all)")
+
+    from agent.cli import migrate
+    migrate.register_server(sub)

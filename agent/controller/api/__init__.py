@@ -2,11 +2,12 @@
 
 The CLI reaches it on [controller] socket_path (JSON lines, the same
 protocol as the agents')."""
-from agent.controller.api import hosts, inventory, servers
+from agent.controller.api import hosts, inventory, live, migrations, servers
 
 
 def register(server, services):
-    for table in (hosts.METHODS, inventory.METHODS, servers.METHODS):
+    for table in (hosts.METHODS, inventory.METHODS, servers.METHODS,
+                  migrations.METHODS, live.METHODS):
         for name, fn in table.items():
             server.register(name, _bind(fn, services))
 

@@ -70,6 +70,10 @@ class TaskEngine:
 
     def _run_task(self, task_id):
         task = self.log.task_get(task_id)
+        if task["kind"] not in self.registry:
+            self.log.task_finish(task_id, FAILED,
+                                 f"unknown task kind {task['kind']}")
+            return
         workflow = self.registry[task["kind"]](task["params"])
         ctx = Context(task_id=task_id, params=task["params"],
                       services=self.services,
