@@ -50,7 +50,7 @@ def parse_properties(pairs):
     return props
 
 
-def wait_task(client, task_id, what, poll=0.5, raise_on_failure=True):
+def wait_task(client, task_id, what, poll=0.1, raise_on_failure=True):
     """Follow a controller task to its end, printing its progress on stderr.
     Raises DroverError with the task's error when it fails (unless
     ``raise_on_failure`` is false: then the task is returned)."""

@@ -48,6 +48,15 @@ def _status(args):
     return 0
 
 
+def _demo(args):
+    from agent.conf import CONF
+    from agent.lab import demo
+    from agent.lab.image import build_image
+    lab = _lab(args)
+    lab.up(args.hosts or CONF.lab.hosts, progress=_progress)
+    return demo.run(lab, build_image(CONF.lab.cache_dir), progress=_progress)
+
+
 def _image(args):
     from agent.conf import CONF
     from agent.lab.image import build_image
@@ -79,6 +88,12 @@ def register(subparsers):
     p.add_argument("--hosts-only", action="store_true",
                    help="only the hosts: no agents, no controller")
     p.set_defaults(func=_up)
+
+    p = sub.add_parser("demo", parents=[common], help="bring the lab up and "
+                       "show drover's operations on real guests")
+    p.add_argument("--hosts", type=int, metavar="N",
+                   help="number of hosts (default: [lab] hosts)")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("down", parents=[common], help="stop the lab and "
                        "remove its namespaces, interfaces and processes")

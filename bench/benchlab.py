@@ -1,0 +1,47 @@
+"""A lab of its own for a benchmark, with drover running on it.
+
+    with bench_fleet("dbench", "198.18.96.0/24", hosts=2) as (lab, socket):
+        ...
+
+Takes the lab down at the end, whatever happens.
+"""
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+
+from agent.conf import CONF
+from agent.lab import fleet
+from agent.lab.image import build_image
+from agent.lab.lab import Lab
+from agent.transport.local import LocalClient
+
+DROVER = [sys.executable, "-m", "agent.cli.main"]
+
+
+@contextlib.contextmanager
+def bench_fleet(name, network, hosts=2):
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        lab = Lab(os.path.join(tmp, "lab"), name, network)
+        try:
+            lab.up(hosts)
+            image = build_image(os.environ.get("DROVER_LAB_CACHE",
+                                               CONF.lab.cache_dir))
+            yield lab, fleet.start(lab, image, progress=lambda m: None)
+        finally:
+            lab.down()
+
+
+def drover(socket, *args):
+    """Run the drover CLI; stdout, or an exception with its stderr."""
+    proc = subprocess.run(DROVER + ["--controller-socket", socket, *args],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"drover {' '.join(args)}: {proc.stderr}")
+    return proc.stdout
+
+
+def api(socket, method, **params):
+    with LocalClient(socket, timeout=300) as client:
+        return client.call(method, **params)
