@@ -12,7 +12,10 @@ Define guests on a host through its ``libvirt_uri``
 ``lab_factory(count)`` brings up a further lab (``drvtx``..., from
 198.18.72.0/24) that is taken down after the test.
 """
+import contextlib
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -41,21 +44,33 @@ def _up_free_lab(base_dir, base_name, third_octet, count, made):
             the_lab.up(count)
             return the_lab
         except Conflict:
-            continue        # another test session's lab
+            made.remove(the_lab)    # another test session's: not ours
+            continue
     pytest.fail(f"no free lab name among {base_name}..{base_name}"
                 f"{TRIES - 1}")
 
 
+@contextlib.contextmanager
+def _lab_dir():
+    """A directory of the lab's own: pytest prunes its older tmp_path
+    trees, which may belong to another test session still running."""
+    path = tempfile.mkdtemp(prefix="drover-test-lab-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def lab():
     _skip_unless_lab_can_run()
     made = []
-    try:
-        yield _up_free_lab(str(tmp_path_factory.mktemp("lab")), "drvt", 64,
-                           LAB_HOSTS, made)
-    finally:
-        for the_lab in made:
-            the_lab.down()
+    with _lab_dir() as base:
+        try:
+            yield _up_free_lab(base, "drvt", 64, LAB_HOSTS, made)
+        finally:
+            for the_lab in made:
+                the_lab.down()
 
 
 @pytest.fixture(scope="session")
@@ -65,17 +80,18 @@ def lab_hosts(lab):
 
 
 @pytest.fixture
-def lab_factory(tmp_path):
+def lab_factory():
     _skip_unless_lab_can_run()
     made = []
+    with _lab_dir() as base:
 
-    def make(count):
-        return _up_free_lab(str(tmp_path), "drvtx", 72, count, made)
-    try:
-        yield make
-    finally:
-        for the_lab in made:
-            the_lab.down()
+        def make(count):
+            return _up_free_lab(base, "drvtx", 72, count, made)
+        try:
+            yield make
+        finally:
+            for the_lab in made:
+                the_lab.down()
 
 
 @pytest.fixture(scope="session")

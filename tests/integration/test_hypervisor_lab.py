@@ -100,3 +100,60 @@ def test_domain_lifecycle_on_a_lab_host(lab_hosts, tcg):
         domains.undefine(conn, u)
         conn.close()
         here.remove()
+
+
+def test_lab_guest_through_the_hypervisor_layer(lab, lab_hosts, tcg):
+    """The lab guest on a lab host's libvirtd: heartbeat, ping from another
+    host, its data area written and read back, a graceful shutdown, and the
+    data still there after qcow2 -> raw -> qcow2 conversions."""
+    from agent.lab.image import (build_image, data_pattern_sha256,
+                                 read_data_area_sha256)
+    from helpers import guest_get, wait_guest
+    host, other = lab_hosts[0], lab_hosts[1]
+    image = build_image(os.environ.get("DROVER_LAB_CACHE",
+                                       CONF.lab.cache_dir))
+    u = str(uuid.uuid4())
+    here = InstanceDir(u, os.path.join(host["local_storage_dir"],
+                                       "instances"))
+    there = InstanceDir(u, os.path.join(host["local_storage"], "instances"))
+    here.create()
+    disk.convert(str(image), str(here.disk), "qcow2", "qcow2")
+    here.set_disk_format("qcow2")
+    ip = lab.plan.network.broadcast_address - 5
+    spec = DomainSpec(
+        uuid=u, name=f"dhyp-{u[:8]}", vcpus=1, memory_mib=256,
+        disks=[DiskSpec(str(there.disk), "qcow2")],
+        nics=[NicSpec("52:54:00:64:00:02", GUEST_BRIDGE)],
+        console_log=str(there.console_log),
+        metadata={"ip": f"{ip}/{lab.plan.network.prefixlen}"})
+    conn = Connection(host["libvirt_uri"])
+    try:
+        domains.define(conn, render_domain(spec))
+        domains.start(conn, u)
+        first = wait_guest(str(ip), timeout=60)
+        assert wait_for(lambda: here.console_log.read_text().count(
+            "drover-heartbeat uptime=") >= 2, 10)
+        assert lab.host_exec(other["name"], ["ping", "-c", "2", "-W", "1",
+                                             str(ip)], check=False)
+        written = guest_get(str(ip), "/cgi-bin/data-write?seed=4242",
+                            timeout=30)
+        assert written == f"sha256={data_pattern_sha256(4242)}"
+        assert guest_get(str(ip), "/cgi-bin/data-read",
+                         timeout=30) == written
+        assert wait_guest(str(ip))["uptime"] > first["uptime"]
+
+        assert domains.shutdown(conn, u, timeout=30) == domains.SHUT_DOWN
+        assert read_data_area_sha256(str(here.disk), "qcow2") == \
+            data_pattern_sha256(4242)
+        raw = str(here.disk) + ".raw"
+        disk.convert(str(here.disk), raw, "qcow2", "raw")
+        assert read_data_area_sha256(raw, "raw") == data_pattern_sha256(4242)
+        disk.convert(raw, str(here.disk), "raw", "qcow2")
+        assert read_data_area_sha256(str(here.disk), "qcow2") == \
+            data_pattern_sha256(4242)
+        assert domains.undefine(conn, u) is True
+    finally:
+        domains.destroy(conn, u)
+        domains.undefine(conn, u)
+        conn.close()
+        here.remove()
