@@ -9,21 +9,18 @@ mounts made after sshd started: the 8 MiB tmpfs is mounted before).
 """
 import hashlib
 import os
-import random
 import signal
-import socket
-import subprocess
 import sys
 import time
 
 import pytest
+from sshd import SSHD, Sshd, keygen, run
 
 from agent.common.errors import InvalidInput
 from agent.transport import diskcopy
 from agent.transport.diskcopy import ConnectionCut, DestinationFull
 from agent.transport.errors import HostKeyRejected
 
-SSHD = "/usr/sbin/sshd"
 MiB = 1 << 20
 
 pytestmark = pytest.mark.skipif(
@@ -31,113 +28,26 @@ pytestmark = pytest.mark.skipif(
     reason="needs root and OpenSSH sshd")
 
 
-def _run(*argv, check=True):
-    return subprocess.run(argv, check=check, capture_output=True, text=True)
-
-
-def _keygen(path):
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f",
-         str(path))
-    return (path.parent / (path.name + ".pub")).read_text()
-
-
-class Sshd:
-    """sshd in network namespace dcp-<tag>, on a veth /30."""
-
-    def __init__(self, workdir):
-        tag = os.urandom(3).hex()
-        self.netns = f"dcp-{tag}"
-        self.veth = f"dcp{tag}"             # root side; peer is <veth>p
-        self.dir = workdir
-        self.proc = None
-        self.small_fs = workdir / "small"      # an 8 MiB tmpfs
-        in_use = _run("ip", "-o", "-4", "addr", "show").stdout
-        for _ in range(64):
-            base = 128 + 4 * random.randrange(32)
-            self.gateway = f"198.18.201.{base + 1}"
-            self.address = f"198.18.201.{base + 2}"
-            if f" {self.gateway}/" not in in_use and \
-                    f" {self.address}/" not in in_use:
-                break
+class SmallFsSshd(Sshd):
+    """With an 8 MiB tmpfs, mounted before sshd starts (its mount namespace
+    is copied then)."""
 
     def create(self):
-        peer = self.veth + "p"
-        _run("ip", "netns", "add", self.netns)
-        _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name",
-             peer, "netns", self.netns)
-        _run("ip", "addr", "add", f"{self.gateway}/30", "dev", self.veth)
-        _run("ip", "link", "set", self.veth, "up")
-        inside = ("ip", "netns", "exec", self.netns)
-        _run(*inside, "ip", "addr", "add", f"{self.address}/30", "dev", peer)
-        _run(*inside, "ip", "link", "set", peer, "up")
-        _run(*inside, "ip", "link", "set", "lo", "up")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privsep dir
-        # sshd's mount namespace is copied when it starts: mount first.
+        super().create()
+        self.small_fs = self.dir / "small"
         self.small_fs.mkdir()
-        _run("mount", "-t", "tmpfs", "-o", "size=8m", "dcp-small",
-             str(self.small_fs))
-        self.host_key_line = _keygen(self.dir / "host_key")
-        self.client_key = self.dir / "id_ed25519"
-        (self.dir / "authorized_keys").write_text(_keygen(self.client_key))
-        (self.dir / "sshd_config").write_text("\n".join([
-            f"ListenAddress {self.address}",
-            f"HostKey {self.dir / 'host_key'}",
-            f"PidFile {self.dir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "LogLevel ERROR",
-            "",
-        ]))
-
-    def start(self):
-        log = open(self.dir / "sshd.log", "ab")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, SSHD, "-D", "-e",
-             "-f", str(self.dir / "sshd_config")], stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, \
-                (self.dir / "sshd.log").read_text()
-            try:
-                socket.create_connection((self.address, 22), 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("sshd did not start listening")
-
-    def sessions(self):
-        """PIDs in the namespace other than the listening sshd."""
-        pids = _run("ip", "netns", "pids", self.netns).stdout.split()
-        return [int(p) for p in pids if int(p) != self.proc.pid]
+        run("mount", "-t", "tmpfs", "-o", "size=8m", "dcp-small",
+            str(self.small_fs))
 
     def destroy(self):
-        """Kill sshd and its sessions; remove namespace, veth, tmpfs."""
-        for _ in range(50):
-            pids = _run("ip", "netns", "pids", self.netns,
-                        check=False).stdout.split()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-        if self.proc is not None:
-            self.proc.wait(5)
-        _run("ip", "netns", "del", self.netns, check=False)
-        _run("ip", "link", "del", self.veth, check=False)
-        _run("umount", str(self.small_fs), check=False)
+        super().destroy()
+        run("umount", str(self.small_fs), check=False)
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    server = Sshd(tmp_path_factory.mktemp("dcp"))
+    server = SmallFsSshd(tmp_path_factory.mktemp("dcp"), "dcp",
+                         "198.18.201.128/25")
     try:
         server.create()
         server.start()
@@ -232,7 +142,7 @@ def test_instance_directory_copy(sshd, copy_args, root, tmp_path):
 def test_unknown_host_key_is_refused(sshd, copy_args, root, tmp_path):
     src = sparse_file(tmp_path / "disk", 8 * MiB, MiB)
     with open(copy_args["known_hosts"], "w") as f:
-        f.write(f"{sshd.address} {_keygen(tmp_path / 'other_key')}")
+        f.write(f"{sshd.address} {keygen(tmp_path / 'other_key')}")
     with pytest.raises(HostKeyRejected) as err:
         diskcopy.send_file(src, sshd.address, str(root / "disk"),
                            **copy_args)

@@ -8,14 +8,13 @@ relay that sshd starts reaches it through its socket file.
 import os
 import random
 import shlex
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from sshd import SSHD, Sshd
 
 from agent.common.errors import Conflict, NotFound
 from agent.conf import CONF
@@ -24,129 +23,16 @@ from agent.transport import ssh
 from agent.transport.errors import (AgentError, CallTimeout, HostKeyRejected,
                                     HostUnreachable)
 
-SSHD = "/usr/sbin/sshd"
-
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(SSHD),
     reason="needs root and OpenSSH sshd")
 
 
-def _run(*argv, check=True):
-    return subprocess.run(argv, check=check, capture_output=True, text=True)
-
-
-def _keygen(path):
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f",
-         str(path))
-    return (path.parent / (path.name + ".pub")).read_text()
-
-
-class Sshd:
-    """sshd in network namespace dssh-<tag>, on a veth /30 of 198.18.200/24."""
-
-    def __init__(self, workdir):
-        tag = os.urandom(3).hex()
-        self.netns = f"dssh-{tag}"
-        self.veth = f"dssh{tag}"            # root side; peer is <veth>p
-        self.dir = workdir
-        self.config = workdir / "sshd_config"
-        self.host_key = workdir / "host_key"
-        self.proc = None
-        in_use = _run("ip", "-o", "-4", "addr", "show").stdout
-        for _ in range(64):
-            base = 4 * random.randrange(64)
-            self.gateway = f"198.18.200.{base + 1}"
-            self.address = f"198.18.200.{base + 2}"
-            if f" {self.gateway}/" not in in_use and \
-                    f" {self.address}/" not in in_use:
-                break
-
-    def create(self):
-        peer = self.veth + "p"
-        _run("ip", "netns", "add", self.netns)
-        _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name",
-             peer, "netns", self.netns)
-        _run("ip", "addr", "add", f"{self.gateway}/30", "dev", self.veth)
-        _run("ip", "link", "set", self.veth, "up")
-        _run("ip", "netns", "exec", self.netns, "ip", "addr", "add",
-             f"{self.address}/30", "dev", peer)
-        _run("ip", "netns", "exec", self.netns, "ip", "link", "set", peer,
-             "up")
-        _run("ip", "netns", "exec", self.netns, "ip", "link", "set", "lo",
-             "up")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privsep dir
-        self.config.write_text("\n".join([
-            f"ListenAddress {self.address}",
-            "Port 22",
-            f"HostKey {self.host_key}",
-            f"PidFile {self.dir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "X11Forwarding no",
-            "LogLevel ERROR",
-            "",
-        ]))
-
-    def new_host_key(self):
-        for path in (self.host_key, self.dir / "host_key.pub"):
-            if path.exists():
-                path.unlink()
-        return _keygen(self.host_key)
-
-    def start(self):
-        log = open(self.dir / "sshd.log", "ab")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, SSHD, "-D", "-e",
-             "-f", str(self.config)], stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, \
-                (self.dir / "sshd.log").read_text()
-            try:
-                socket.create_connection((self.address, 22), 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("sshd did not start listening")
-
-    def stop(self):
-        """Kill sshd and everything it started (sessions, relays)."""
-        for _ in range(50):
-            pids = _run("ip", "netns", "pids", self.netns,
-                        check=False).stdout.split()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(int(pid), 9)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-        if self.proc is not None:
-            self.proc.wait(5)
-            self.proc = None
-
-    def destroy(self):
-        self.stop()
-        _run("ip", "netns", "del", self.netns, check=False)
-        _run("ip", "link", "del", self.veth, check=False)
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("dssh")
-    server = Sshd(workdir)
+    server = Sshd(tmp_path_factory.mktemp("dssh"), "dssh", "198.18.200.0/24")
     try:
         server.create()
-        server.host_key_line = server.new_host_key()
-        server.client_key = workdir / "id_ed25519"
-        (workdir / "authorized_keys").write_text(_keygen(server.client_key))
         server.start()
         yield server
     finally:
