@@ -143,9 +143,10 @@ def test_aborted_migration_leaves_the_guest_on_the_source(lab_hosts, guest):
     while registry.status(guest.uuid)["status"] != jobmod.RUNNING:
         assert time.monotonic() < deadline, registry.status(guest.uuid)
         time.sleep(0.1)
-    time.sleep(1)
-    progress = registry.status(guest.uuid)["progress"]
-    assert progress["memory_total"] > 0
+    # Under load QEMU may take a while to report the first figures.
+    while not registry.status(guest.uuid)["progress"]["memory_total"]:
+        assert time.monotonic() < deadline + 30, registry.status(guest.uuid)
+        time.sleep(0.2)
     registry.abort(guest.uuid)
     assert registry.get(guest.uuid).wait(60)
     status = registry.status(guest.uuid)
