@@ -15,7 +15,7 @@ from agent import conf
 from agent.common import systemd
 from agent.common.errors import DroverError
 from agent.conf import CONF
-from agent.controller import api
+from agent.controller import api, periodic
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
 from agent.controller.ops import WORKFLOWS
@@ -46,6 +46,7 @@ def serve():
     svc = build()
     svc.hosts.start()
     resumed = svc.engine.resume_all()
+    periodic.start(svc)
     if resumed:
         LOG.info("resumed %d task(s) left in flight: %s", len(resumed),
                  resumed)

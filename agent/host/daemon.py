@@ -16,7 +16,7 @@ from agent import conf
 from agent.common import systemd
 from agent.common.errors import DroverError
 from agent.conf import CONF
-from agent.host import facts, image_cache
+from agent.host import facts, image_cache, moves
 from agent.host.instances import Instances
 from agent.host.rpc import RpcServer
 from agent.hypervisor import domains
@@ -31,6 +31,7 @@ def build_server(conn):
     server.register("image.status", image_cache.status)
     server.register("image.commit", image_cache.commit)
     Instances(conn).register(server)
+    moves.register(server, conn)
 
     def on_lifecycle(uuid, event, detail):
         try:
@@ -74,10 +75,12 @@ def main(argv=None):
         from agent.host import relay
         return relay.main(rest + [a for p in args.config_file
                                   for a in ("--config-file", p)])
+    conf.load(files)
     if args.command == "receive-disk":
         from agent.transport import diskcopy
-        return diskcopy.receive_main(rest)
-    conf.load(files)
+        roots = [p for p in (CONF.agent.instances_path,
+                             CONF.agent.shared_instances_path) if p]
+        return diskcopy.receive_main(rest, roots=roots)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

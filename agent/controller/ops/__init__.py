@@ -1,5 +1,6 @@
 """Every operation the controller runs, by task kind."""
-from agent.controller.ops import boot, delete, power
+from agent.controller.ops import (boot, cold_migrate, delete, power,
+                                  resize_confirm, resize_revert)
 
 WORKFLOWS = {
     "boot": boot.workflow,
@@ -7,4 +8,8 @@ WORKFLOWS = {
     "stop": power.stop_workflow,
     "start": power.start_workflow,
     "reboot": power.reboot_workflow,
+    "cold_migrate": cold_migrate.workflow,
+    "resize": cold_migrate.workflow,
+    "resize_confirm": resize_confirm.workflow,
+    "resize_revert": resize_revert.workflow,
 }

@@ -1,0 +1,382 @@
+"""Cold migration and resize (task kinds "cold_migrate" and "resize").
+
+ 1. record:    migration record (type migration|resize), old and new
+               flavor on the instance          (on failure: record "error")
+ 2. schedule:  a destination (not the source, unless a resize may stay:
+               [compute] allow_resize_to_same_host) and its claim, held by
+               the migration's uuid             undo: release that claim
+ 3. image:     the image in the destination's cache (a cache: kept)
+ 4. power_off: graceful shutdown, destroy after [libvirt] shutdown_timeout
+                                               undo: start on the source
+                                                     (if it was running)
+ 5. rename:    <uuid> -> <uuid>_resize on the source
+                                               undo: rename back, define
+                                                     with the old flavor
+ 6. convert:   qcow2 -> raw if [compute] convert_to_raw_on_migrate
+               (same data: nothing to undo)
+ 7. storage:   shared-storage check (a probe file written on the source,
+               looked for on the destination)
+ 8. copy:      shared: copy <uuid>_resize into a new <uuid> on the same
+               file system (``cp --sparse=always``; the original stays for
+               revert, as Nova keeps it until confirm); not shared: send
+               the files over SSH (sparse, checksummed), progress in the
+               migration record           undo: remove the copy on the
+               destination (best effort: a copy left on an unreachable
+               host is recorded and removed later by agent.controller
+               .periodic)
+ 9. disk:      rebase the overlay onto the destination's cached image,
+               grow it to the new flavor's disk
+10. define:    the domain with the new flavor on the destination
+                                               undo: undefine there
+11. start:     on the destination, if it was running (a SHUTOFF instance
+               stays off, as in Nova)           undo: destroy there
+12. verify:    VERIFY_RESIZE (vm_state resized) on the destination,
+               migration "finished"; confirm or revert next.
+
+Resumed forward after a controller restart (every step is idempotent; the
+copy runs in the source agent and is found again by the migration uuid).
+A failure undoes the steps before it: the instance ends as it was on the
+source with the reason in ``error``; if an undo fails it ends in ERROR with
+its data kept in <uuid>_resize on the source and an event saying so.
+"""
+import logging
+import time
+
+from agent.common.errors import DroverError, InvalidInput
+from agent.conf import CONF
+from agent.controller import images, placement, states
+from agent.controller.db.instances import flavor_snapshot
+from agent.controller.ops import common
+from agent.controller.tasks.workflow import Step, Workflow
+
+LOG = logging.getLogger(__name__)
+POLL = 0.5
+
+
+# -- pure decisions -----------------------------------------------------------
+
+def migration_type(params):
+    """A task with a new flavor is a resize."""
+    return "resize" if params.get("flavor") else "migration"
+
+
+def check_flavors(old, new):
+    """Disks only grow (qemu-img resize cannot shrink a file system)."""
+    if new["disk_gb"] < old["disk_gb"]:
+        raise InvalidInput(f"cannot resize to {new['name']}: the disk would "
+                           f"shrink from {old['disk_gb']} to "
+                           f"{new['disk_gb']} GiB; disks only grow")
+
+
+def ignore_hosts(resize, source, allow_same_host):
+    """Hosts the scheduler must not pick for this move."""
+    if resize and allow_same_host:
+        return ()
+    return (source,)
+
+
+def copy_path(probe_seen):
+    """"shared": the destination sees the source's storage; "copy"."""
+    return "shared" if probe_seen else "copy"
+
+
+def undo_complete(step_states):
+    """True if every step that ran was undone (the engine stops undoing
+    at the first undo that fails)."""
+    return all(s in ("undone", "pending", None) for s in step_states)
+
+
+def final_vm_state(old_vm_state):
+    """What a confirmed or reverted move ends as."""
+    return states.STOPPED if old_vm_state == states.STOPPED \
+        else states.ACTIVE
+
+
+def power_for(vm_state):
+    return states.SHUTDOWN if vm_state == states.STOPPED else states.RUNNING
+
+
+def progress_of(status):
+    """Migration-record progress from a copy job's status."""
+    return {"percent": status.get("percent", 0.0),
+            "bytes_done": status.get("bytes_done", 0),
+            "bytes_total": status.get("bytes_total", 0)}
+
+
+# -- helpers shared with resize_confirm / resize_revert -----------------------
+
+def update_migration(ctx, mig_uuid, **values):
+    """Update the record; ``progress`` keys are merged into what is
+    there."""
+    store = ctx.services.store
+    if "progress" in values:
+        merged = dict(store.get_migration(mig_uuid).get("progress") or {})
+        merged.update(values["progress"])
+        values["progress"] = merged
+    return store.update_migration(mig_uuid, **values)
+
+
+def add_event(ctx, event, details, result="Error"):
+    action_id = ctx.params.get("action_id")
+    if action_id is None:
+        return
+    store = ctx.services.store
+    ev = store.start_event(action_id, event)
+    store.finish_event(ev["id"], result, details[:1000])
+
+
+def best_effort(ctx, what, host, method, **params):
+    """An agent call whose failure must not stop an undo; False if it
+    failed."""
+    try:
+        common.agent_call(ctx, host, method, **params)
+        return True
+    except DroverError as err:
+        LOG.warning("%s on %s failed: %s", what, host, err)
+        ctx.progress(f"{what} on {host} failed: {err}")
+        return False
+
+
+def address(ctx, host):
+    return ctx.services.store.get_host(host)["address"]
+
+
+# -- steps -----------------------------------------------------------------
+
+def record(ctx):
+    store = ctx.services.store
+    inst = common.instance(ctx)
+    kind = migration_type(ctx.params)
+    old = inst["flavor"]
+    new = old
+    if ctx.params.get("flavor"):
+        new = flavor_snapshot(store.get_flavor(ctx.params["flavor"]))
+        check_flavors(old, new)
+    for mig in store.list_migrations(instance_uuid=inst["uuid"],
+                                     status=states.MIG_PRE_MIGRATING):
+        if mig["type"] == kind:    # created by this task before a restart
+            break
+    else:
+        mig = store.create_migration(inst["uuid"], kind, inst["host"],
+                                     old_flavor=old, new_flavor=new)
+    update_migration(ctx, mig["uuid"],
+                     progress={"old_vm_state": inst["vm_state"]})
+    common.update(ctx, old_flavor=old, new_flavor=new,
+                  task_state=states.RESIZE_PREP)
+    return {"migration": mig["uuid"], "source": inst["host"],
+            "old_vm_state": inst["vm_state"], "old_flavor": old,
+            "new_flavor": new, "resize": kind == "resize"}
+
+
+def schedule(ctx):
+    store = ctx.services.store
+    inst = common.instance(ctx)
+    ctx.progress("scheduling")
+    dest = placement.place(
+        store, ctx["new_flavor"], ctx["migration"], inst["uuid"],
+        ignore_hosts=ignore_hosts(ctx["resize"], ctx["source"],
+                                  CONF.compute.allow_resize_to_same_host),
+        force_host=ctx.params.get("host"),
+        availability_zone=inst["requested_availability_zone"])
+    update_migration(ctx, ctx["migration"], dest_host=dest)
+    return {"dest": dest}
+
+
+def unschedule(ctx):
+    ctx.services.store.release(ctx["migration"])
+
+
+def fetch_image(ctx):
+    store = ctx.services.store
+    image = store.get_image(common.instance(ctx)["image_uuid"])
+    path = images.ensure_on_host(ctx.services.hosts, ctx["dest"], image,
+                                 ctx.progress)
+    return {"image_path": path, "image_format": image["format"]}
+
+
+def power_off(ctx):
+    ctx.progress(f"powering off on {ctx['source']}")
+    update_migration(ctx, ctx["migration"], status=states.MIG_MIGRATING)
+    common.update(ctx, task_state=states.RESIZE_MIGRATING)
+    out = common.agent_call(ctx, ctx["source"], "move.power_off",
+                            uuid=ctx.params["uuid"])
+    return {"power_off": out["result"]}
+
+
+def power_on_source(ctx):
+    if ctx["old_vm_state"] != states.STOPPED:
+        ctx.progress(f"starting again on {ctx['source']}")
+        common.agent_call(ctx, ctx["source"], "instance.start",
+                          uuid=ctx.params["uuid"])
+
+
+def rename(ctx):
+    inst = common.instance(ctx)
+    common.agent_call(ctx, ctx["source"], "move.to_resize",
+                      uuid=inst["uuid"], storage=inst["storage"])
+
+
+def unrename(ctx):
+    inst = common.instance(ctx)
+    common.agent_call(ctx, ctx["source"], "move.restore",
+                      uuid=inst["uuid"], storage=inst["storage"])
+    common.agent_call(ctx, ctx["source"], "instance.define",
+                      spec=common.guest_spec(inst, ctx["old_flavor"]))
+
+
+def convert(ctx):
+    if not CONF.compute.convert_to_raw_on_migrate:
+        return {"converted": False}
+    ctx.progress("converting the disk to raw")
+    inst = common.instance(ctx)
+    return common.agent_call(ctx, ctx["source"], "move.convert_raw",
+                             uuid=inst["uuid"], storage=inst["storage"])
+
+
+def check_storage(ctx):
+    storage = common.instance(ctx)["storage"]
+    src, dest = ctx["source"], ctx["dest"]
+    name = common.agent_call(ctx, src, "move.probe_write",
+                             storage=storage)["name"]
+    try:
+        seen = common.agent_call(ctx, dest, "move.probe_check",
+                                 storage=storage, name=name)["present"]
+    finally:
+        best_effort(ctx, "removing the probe file", src, "move.probe_remove",
+                    storage=storage, name=name)
+    path = copy_path(seen)
+    ctx.progress(f"storage: {path}")
+    return {"path": path}
+
+
+def copy(ctx):
+    inst = common.instance(ctx)
+    src, dest, mig = ctx["source"], ctx["dest"], ctx["migration"]
+    args = {"key": mig, "uuid": inst["uuid"], "storage": inst["storage"]}
+    if ctx["path"] == "copy":
+        args["dest_address"] = address(ctx, dest)
+        args["dest_base"] = common.agent_call(
+            ctx, dest, "move.base", storage=inst["storage"])["path"]
+    ctx.progress(f"copying the disks to {dest}")
+    status = common.agent_call(ctx, src, "move.copy_start", **args)
+    deadline = time.monotonic() + CONF.compute.cold_migration_timeout
+    last = None
+    while status["state"] == "running":
+        if time.monotonic() > deadline:
+            raise DroverError(f"copy to {dest} took longer than "
+                              f"{CONF.compute.cold_migration_timeout} s")
+        if status.get("percent") != last:
+            last = status.get("percent")
+            update_migration(ctx, mig, progress=progress_of(status))
+            ctx.progress(f"copying the disks to {dest}: {last:.0f}%")
+        time.sleep(POLL)
+        status = common.agent_call(ctx, src, "move.copy_status", key=mig)
+        if status["state"] == "none":       # the source agent restarted
+            status = common.agent_call(ctx, src, "move.copy_start", **args)
+    if status["state"] != "done":
+        raise DroverError(f"copy to {dest} failed: {status['error']}")
+    result = status.get("result") or {}
+    update_migration(ctx, mig, status=states.MIG_POST_MIGRATING,
+                     progress={**progress_of(status), "percent": 100.0,
+                               "path": ctx["path"], **result})
+    common.update(ctx, task_state=states.RESIZE_MIGRATED)
+    return {"copied": result}
+
+
+def remove_copy(ctx):
+    """A copy on storage the source does not see may stay behind on an
+    unreachable host (recorded; removed later); on shared storage it must
+    go before the original is renamed back."""
+    inst = common.instance(ctx)
+    args = {"uuid": inst["uuid"], "storage": inst["storage"]}
+    if ctx["path"] == "shared":
+        common.agent_call(ctx, ctx["dest"], "instance.cleanup", **args)
+    elif not best_effort(ctx, "removing the copy", ctx["dest"],
+                         "instance.cleanup", **args):
+        update_migration(ctx, ctx["migration"], progress={
+            "leftover_host": ctx["dest"], "leftover_storage":
+            inst["storage"]})
+
+
+def finish_disk(ctx):
+    inst = common.instance(ctx)
+    common.update(ctx, task_state=states.RESIZE_FINISH)
+    return {"disk": common.agent_call(
+        ctx, ctx["dest"], "move.finish_disk", uuid=inst["uuid"],
+        storage=inst["storage"], disk_gb=ctx["new_flavor"]["disk_gb"],
+        image_path=ctx["image_path"], image_format=ctx["image_format"])}
+
+
+def define(ctx):
+    common.agent_call(ctx, ctx["dest"], "instance.define",
+                      spec=common.guest_spec(common.instance(ctx),
+                                             ctx["new_flavor"]))
+
+
+def undefine(ctx):
+    common.agent_call(ctx, ctx["dest"], "instance.undefine",
+                      uuid=ctx.params["uuid"])
+
+
+def start(ctx):
+    if ctx["old_vm_state"] == states.STOPPED:
+        return
+    ctx.progress(f"starting on {ctx['dest']}")
+    common.agent_call(ctx, ctx["dest"], "instance.start",
+                      uuid=ctx.params["uuid"])
+
+
+def destroy(ctx):
+    common.agent_call(ctx, ctx["dest"], "instance.destroy",
+                      uuid=ctx.params["uuid"])
+
+
+def verify(ctx):
+    store = ctx.services.store
+    new = ctx["new_flavor"]
+    common.update(ctx, host=ctx["dest"], flavor=new, flavor_id=new["id"],
+                  vm_state=states.RESIZED, task_state=None,
+                  power_state=power_for(ctx["old_vm_state"]), error=None,
+                  availability_zone=store.host_availability_zone(
+                      ctx["dest"]))
+    update_migration(ctx, ctx["migration"], status=states.MIG_FINISHED)
+    ctx.progress("VERIFY_RESIZE: confirm or revert")
+
+
+def failed(ctx, err):
+    """Back as it was on the source, or ERROR if an undo failed."""
+    store = ctx.services.store
+    message = str(err).splitlines()[0][:500] if str(err) else \
+        type(err).__name__
+    steps = [s["state"] for s in store.steps_get(ctx.task_id)]
+    mig = ctx.get("migration")
+    if mig:
+        update_migration(ctx, mig, status=states.MIG_ERROR, error=message)
+    if undo_complete(steps):
+        common.update(ctx, task_state=None, old_flavor=None, new_flavor=None,
+                      error=message)
+        return
+    source = ctx.get("source") or common.instance(ctx)["host"]
+    what = (f"{message}. The instance's files are kept on {source} (in "
+            f"<uuid>_resize if the move got that far); fix the cause, then "
+            f"rename the directory back if needed and run "
+            f"'drover server reboot --hard'.")
+    common.set_error(ctx, err)
+    add_event(ctx, f"{ctx.params.get('action', 'migrate')}_error", what)
+
+
+def workflow(params):
+    return Workflow("cold_migrate", [
+        Step("record", record),
+        Step("schedule", schedule, unschedule),
+        Step("image", fetch_image),
+        Step("power_off", power_off, power_on_source),
+        Step("rename", rename, unrename),
+        Step("convert", convert),
+        Step("storage", check_storage),
+        Step("copy", copy, remove_copy),
+        Step("disk", finish_disk),
+        Step("define", define, undefine),
+        Step("start", start, destroy),
+        Step("verify", verify),
+    ], resume="forward", on_failed=failed)
