@@ -8,10 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import states
+from agent.controller.db.models import jsonable, utcnow
 from agent.transport.errors import HostUnreachable
 from agent.transport.ssh import AgentClient
 
 LOG = logging.getLogger(__name__)
+
+
+def _now():
+    """Now, in the store's time format (to compare with updated_at)."""
+    return jsonable(utcnow())
 
 
 class HostManager:
@@ -50,6 +56,7 @@ class HostManager:
         if old is not None:
             old.close()
         client = AgentClient(name, address)
+        asked = _now()
         try:
             facts = client.call("host.facts", timeout=30)
         except DroverError:
@@ -61,7 +68,7 @@ class HostManager:
             facts=facts)
         with self._lock:
             self._clients[name] = client
-        self._sync_power(name, facts.get("domains", []))
+        self._sync_power(name, facts.get("domains", []), asked)
         self._subscribe(name, client)
         return host
 
@@ -100,6 +107,7 @@ class HostManager:
     def poll_host(self, name):
         """Ask one agent for its facts; mark the host down after
         [controller] host_down_after seconds without an answer."""
+        asked = _now()
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)
@@ -115,7 +123,7 @@ class HostManager:
         if was != "up":
             LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))
-        self._sync_power(name, facts.get("domains", []))
+        self._sync_power(name, facts.get("domains", []), asked)
 
     def _missed(self, name, err):
         last = self._last_ok.setdefault(name, time.monotonic())
@@ -169,10 +177,15 @@ class HostManager:
         except DroverError as err:
             LOG.info("host %s: cannot subscribe again: %s", client.host, err)
 
-    def _sync_power(self, host, domains):
+    def _sync_power(self, host, domains, asked):
+        """Record the power states of a poll asked at ``asked``; an
+        instance changed since (a boot that ended meanwhile) is left to
+        the next poll, or the poll's old news would undo it."""
         seen = {d["uuid"]: states.power_state_from_name(d["state"])
                 for d in domains}
         for inst in self.store.list_instances(host=host):
+            if inst["updated_at"] >= asked:
+                continue
             self._set_power(inst["uuid"], seen.get(inst["uuid"],
                                                    states.NOSTATE), host,
                             inst)

@@ -25,7 +25,7 @@ def utcnow():
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, datetime.datetime):
         return value.isoformat(timespec="seconds") + "Z"
     return value
@@ -36,7 +36,7 @@ class Base(DeclarativeBase):
 
     def as_dict(self):
         """Column values, times as ISO-8601 UTC strings."""
-        return {c.key: _jsonable(getattr(self, c.key))
+        return {c.key: jsonable(getattr(self, c.key))
                 for c in self.__mapper__.column_attrs}
 
 
@@ -86,7 +86,7 @@ class Aggregate(Base):
         return {"id": self.id, "name": self.name,
                 "availability_zone": meta.get("availability_zone"),
                 "hosts": [h.name for h in self.hosts], "metadata": meta,
-                "created_at": _jsonable(self.created_at)}
+                "created_at": jsonable(self.created_at)}
 
 
 class AggregateMetadata(Base):
