@@ -125,8 +125,8 @@ class FakeAgents:
         if err is not None:
             raise err
         return {"move.power_off": {"result": "shutdown"},
-                "move.probe_write": {"name": ".drover-probe-1"},
-                "move.probe_check": {"present": self.probe_seen},
+                "storage.probe_write": {"name": ".drover-probe-1"},
+                "storage.probe_check": {"found": self.probe_seen},
                 "move.base": {"path": "/var/lib/drover/instances"},
                 "move.copy_start": {"state": "done", "percent": 100.0,
                                     "result": {"bytes_sent": 10}},
@@ -265,3 +265,27 @@ def test_auto_confirm_confirms_only_due_resized_instances(store, mocker):
         confirm.assert_called_once_with(svc, inst["uuid"])
     finally:
         CONF.clear_override("resize_confirm_window", "compute")
+
+
+def test_delete_in_verify_resize_confirms_first(store, mocker):
+    """Nothing is left on the source: its domain and <uuid>_resize go, and
+    every claim (source and destination) is released."""
+    inst = _placed(store)
+    store.start_operation(inst["uuid"], "resize")
+    agents = FakeAgents()
+    _run(store, agents, "resize", {"uuid": inst["uuid"], "flavor": "b"},
+         mocker)
+    assert store.get_instance(inst["uuid"])["status"] == "VERIFY_RESIZE"
+    agents.calls.clear()
+    store.start_operation(inst["uuid"], "delete")
+    task = _run(store, agents, "delete", {"uuid": inst["uuid"],
+                                          "confirm_resize": True}, mocker)
+    assert task["state"] == "done", task
+    assert agents.calls == [
+        ("h1", "instance.destroy"), ("h1", "instance.undefine"),
+        ("h1", "move.discard"),
+        ("h2", "instance.destroy"), ("h2", "instance.undefine"),
+        ("h2", "instance.cleanup")]
+    assert _allocs(store) == []
+    assert store.list_migrations(instance_uuid=inst["uuid"])[0]["status"] \
+        == "confirmed"

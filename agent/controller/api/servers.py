@@ -2,7 +2,7 @@
 import uuid as uuidlib
 
 from agent.common.errors import Conflict
-from agent.controller import placement
+from agent.controller import placement, states
 from agent.controller.api.views import event_rows, server_detail, server_row
 from agent.hypervisor import validate
 
@@ -79,6 +79,13 @@ def _operation(op, kind=None, **fixed):
     return run
 
 
+def server_delete(svc, name):
+    """A resize waiting for confirmation is confirmed first (Nova)."""
+    inst = svc.store.get_instance(name)
+    return _operation("delete")(
+        svc, name, confirm_resize=inst["vm_state"] == states.RESIZED)
+
+
 def server_events(svc, name):
     inst = svc.store.get_instance(name, deleted=True)
     return event_rows(svc.store.list_actions(inst["uuid"]))
@@ -103,7 +110,7 @@ METHODS = {
     "server.create": server_create,
     "server.list": server_list,
     "server.show": server_show,
-    "server.delete": _operation("delete"),
+    "server.delete": server_delete,
     "server.stop": _operation("stop"),
     "server.start": _operation("start"),
     "server.reboot": _operation("reboot"),

@@ -1,5 +1,8 @@
 """Delete an instance.
 
+0. confirm_*: an instance waiting in VERIFY_RESIZE is confirmed first, as
+   Nova does (ops/resize_confirm's steps): its source domain, <uuid>_resize
+   and source claim go, so nothing is left on the other host
 1. destroy:  power the guest off (no graceful wait: it is going away)
 2. undefine: remove the domain
 3. cleanup:  remove the instance directory
@@ -8,7 +11,7 @@
 Forward only (there is nothing to undo a deletion to); resumed forward
 after a restart.  An instance that was never placed is only marked.
 """
-from agent.controller.ops import common
+from agent.controller.ops import common, resize_confirm
 from agent.controller.tasks.workflow import Step, Workflow
 
 
@@ -38,7 +41,13 @@ def mark_deleted(ctx):
 
 
 def workflow(params):
-    return Workflow("delete", [
+    confirm = []
+    if params.get("confirm_resize"):
+        confirm = [Step("confirm_find", resize_confirm.find),
+                   Step("confirm_source", resize_confirm.clear_source),
+                   Step("confirm_discard", resize_confirm.discard),
+                   Step("confirm_claims", resize_confirm.confirmed)]
+    return Workflow("delete", confirm + [
         Step("destroy", destroy),
         Step("undefine", undefine),
         Step("cleanup", cleanup),
