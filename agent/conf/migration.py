@@ -45,3 +45,16 @@ OPTS = [
                help="Outgoing live migrations an agent runs at once; "
                     "further ones wait, queued."),
 ]
+OPTS += [
+    cfg.StrOpt("dest_uri_template",
+               default="qemu+ssh://root@{address}/system",
+               help="libvirt URI of a destination host's daemon for "
+                    "peer-to-peer live migration; {address} is the "
+                    "destination's address. Real hosts use qemu+ssh or "
+                    "qemu+tls; the lab uses qemu+tcp://{address}/system."),
+    cfg.FloatOpt("wait_interval", default=5.0, min=0.5,
+                 help="Longest time the controller's monitor waits in one "
+                      "call for a migration to finish before it records "
+                      "progress and waits again; the call returns as soon "
+                      "as the migration ends."),
+]

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from agent import conf
-from agent.common import systemd
+from agent.common import logs, systemd
 from agent.common.errors import DroverError
 from agent.conf import CONF
 from agent.controller import api, periodic
@@ -73,10 +73,7 @@ def main(argv=None):
     parser.add_argument("--config-file", action="append", default=[])
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     conf.load([f"--config-file={p}" for p in args.config_file])
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: "
-                               "%(message)s")
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    logs.setup(CONF)
     try:
         return serve()
     except DroverError as err:

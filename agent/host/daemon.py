@@ -13,10 +13,10 @@ import sys
 import threading
 
 from agent import conf
-from agent.common import systemd
+from agent.common import logs, systemd
 from agent.common.errors import DroverError
 from agent.conf import CONF
-from agent.host import facts, image_cache, moves
+from agent.host import facts, image_cache, live, moves, storage
 from agent.host.instances import Instances
 from agent.host.rpc import RpcServer
 from agent.hypervisor import domains
@@ -31,7 +31,9 @@ def build_server(conn):
     server.register("image.status", image_cache.status)
     server.register("image.commit", image_cache.commit)
     Instances(conn).register(server)
+    storage.register(server)
     moves.register(server, conn)
+    live.register(server, conn)
 
     def on_lifecycle(uuid, event, detail):
         try:
@@ -81,8 +83,7 @@ def main(argv=None):
         roots = [p for p in (CONF.agent.instances_path,
                              CONF.agent.shared_instances_path) if p]
         return diskcopy.receive_main(rest, roots=roots)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logs.setup(CONF)
     try:
         return serve()
     except DroverError as err:

@@ -7,13 +7,12 @@ agent.transport.diskcopy to another host, or with ``cp --sparse=always``
 into a new ``<uuid>`` on the same shared file system, so that revert still
 has the ``_resize`` original), ``move.restore`` and ``move.discard``
 (revert, confirm).  Destination host: ``move.finish_disk`` (rebase onto the
-cached image, grow).  Either: ``move.probe_*`` for the shared-storage check
-and ``move.base`` (where this host keeps instance directories).
+cached image, grow).  Either: ``move.base`` (where this host keeps
+instance directories); the shared-storage test is agent.host.storage's.
 """
 import json
 import logging
 import os
-import secrets
 import shlex
 import shutil
 import sys
@@ -21,14 +20,13 @@ import threading
 import time
 
 from agent.common import process
-from agent.common.errors import DroverError, InvalidInput, NotFound
+from agent.common.errors import DroverError, NotFound
 from agent.conf import CONF
 from agent.host import instances
 from agent.hypervisor import disk, domains, validate
 from agent.transport import diskcopy
 
 LOG = logging.getLogger(__name__)
-PROBE_PREFIX = ".drover-probe-"
 COPYING_SUFFIX = "_copying"
 JOB_KEEP = 3600          # seconds a finished copy job is remembered
 
@@ -93,32 +91,6 @@ class Moves:
 
     def base(self, storage):
         return {"path": instances.base_path(storage)}
-
-    def probe_write(self, storage):
-        """A uniquely named file in the storage's instances path."""
-        base = instances.base_path(storage)
-        os.makedirs(base, exist_ok=True)
-        name = PROBE_PREFIX + secrets.token_hex(8)
-        with open(os.path.join(base, name), "x") as f:
-            f.write("drover shared-storage probe\n")
-        return {"name": name}
-
-    def probe_check(self, storage, name):
-        return {"present": os.path.exists(self._probe(storage, name))}
-
-    def probe_remove(self, storage, name):
-        try:
-            os.unlink(self._probe(storage, name))
-        except FileNotFoundError:
-            return {"removed": False}
-        return {"removed": True}
-
-    @staticmethod
-    def _probe(storage, name):
-        if not name.startswith(PROBE_PREFIX) or \
-                not name[len(PROBE_PREFIX):].isalnum():
-            raise InvalidInput(f"not a probe file name: {name!r}")
-        return os.path.join(instances.base_path(storage), name)
 
     # -- source ---------------------------------------------------------------
 
@@ -211,8 +183,7 @@ class Moves:
         return {"rebased": rebased, "grown": bool(grown)}
 
     def register(self, server):
-        for name in ("base", "probe_write", "probe_check", "probe_remove",
-                     "power_off", "to_resize", "restore", "discard",
+        for name in ("base", "power_off", "to_resize", "restore", "discard",
                      "convert_raw", "copy_start", "copy_status",
                      "finish_disk"):
             server.register(f"move.{name}", getattr(self, name))

@@ -2,9 +2,12 @@
 
 Brings the lab up (3 hosts, agents, controller), boots a guest on each
 host through the controller and shows that each one runs: its serial
-heartbeat, a ping from another host, its status and data area over its
-own HTTP control.  The lab stays up afterwards for exploring;
-``drover lab down`` removes it.
+heartbeat, a ping from another host, its status over its own HTTP control.
+Then moves them: a cold migration and a resize, each confirmed, with the
+guest's disk data checked after; a live migration on shared storage and a
+block live migration of local disks, with pings from another host every
+100 ms counted and the guest's uptime shown to go on.  The lab stays up
+afterwards for exploring; ``drover lab down`` removes it.
 """
 import json
 import time
@@ -12,6 +15,7 @@ import urllib.request
 
 from agent.common.errors import DroverError
 from agent.lab import fleet
+from agent.lab.pinger import Pinger
 from agent.transport.local import LocalClient
 
 
@@ -104,6 +108,73 @@ class Demo:
                   f"{beat[0] if beat else '(none yet)'}")
 
 
+    def _other_host(self, host):
+        return next(h["name"] for h in self.lab.status() if h["name"] != host)
+
+    def _moved(self, name, method, what, **params):
+        before = self.call("server.show", name=name)
+        started = time.monotonic()
+        self.wait(self.call(method, name=name, **params), f"{what} {name}")
+        after = self.call("server.show", name=name)
+        print(f"   {name}: {before['host']} -> {after['host']} in "
+              f"{time.monotonic() - started:.1f} s, status "
+              f"{after['status']}")
+        return before, after
+
+    def cold_moves(self, names):
+        say("cold migration, then resize to lab.medium; each confirmed; "
+            "disk data checked")
+        for name, method, what, params in (
+                (names[0], "server.migrate", "cold migration", {}),
+                (names[1], "server.resize", "resize",
+                 {"flavor": "lab.medium"})):
+            ip = self.call("server.show", name=name)["addresses"]
+            wait_guest(ip)
+            written = guest(ip, "/cgi-bin/data-write?seed=7", 60)["sha256"]
+            self._moved(name, method, what, **params)
+            status = wait_guest(ip)
+            read = guest(ip, "/cgi-bin/data-read", 60)["sha256"]
+            same = "intact" if read == written else "DIFFERENT"
+            print(f"   {name}: data area {same} after the move (sha256 "
+                  f"{read[:12]}...); guest up {float(status['uptime']):.0f} s")
+            self.wait(self.call("server.resize_confirm", name=name),
+                      f"resize confirm {name}")
+            s = self.call("server.show", name=name)
+            print(f"   {name}: confirmed: {s['status']} on {s['host']}, "
+                  f"flavor {s['flavor']} ({s['ram_mb']} MB)")
+
+    def live_moves(self, names):
+        say("live migration: shared storage, then a block migration of "
+            "local disks; pings every 100 ms from another host")
+        shared = "demo-shared"
+        try:
+            self.call("server.show", name=shared)
+        except DroverError:
+            self.wait(self.call("server.create", name=shared,
+                                flavor="lab.small", image="lab-guest",
+                                storage="shared"), f"create {shared}")
+        for name, block in ((shared, None), (names[2], True)):
+            s = self.call("server.show", name=name)
+            before = wait_guest(s["addresses"])
+            pinger = Pinger(self.lab, self._other_host(s["host"]),
+                            s["addresses"])
+            try:
+                self._moved(name, "server.migrate",
+                            "block live migration" if block else
+                            "live migration", live=True, block=block)
+            finally:
+                pinger.stop()
+            after = wait_guest(s["addresses"])
+            mig = self.call("migration.show", name=name)
+            same = after["boot"] == before["boot"]
+            print(f"   {name}: pings {pinger}; downtime "
+                  f"{(mig['progress'] or {}).get('downtime_ms')} ms; uptime "
+                  f"{float(before['uptime']):.0f} s -> "
+                  f"{float(after['uptime']):.0f} s, "
+                  f"{'same boot (no reboot)' if same else 'REBOOTED'}")
+        return names + [shared]
+
+
 def run(lab, image_path, progress=print):
     say("lab up: hosts with their own libvirtd, sshd and drover-agent")
     socket = fleet.start(lab, image_path, progress=progress)
@@ -112,6 +183,11 @@ def run(lab, image_path, progress=print):
     demo.table("host.list", LIST_COLUMNS)
     names = demo.boot_one_per_host()
     demo.show_guests(names)
+    demo.cold_moves(names)
+    names = demo.live_moves(names)
+    from agent.cli.migrate import MIGRATION_COLUMNS
+    say("migrations")
+    demo.table("migration.list", MIGRATION_COLUMNS)
     say("done; explore with 'drover server list', 'drover host list', ...; "
         "remove everything with 'drover lab down'")
     print(json.dumps({"controller_socket": socket, "servers": names}))

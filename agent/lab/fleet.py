@@ -52,6 +52,8 @@ def agent_conf(lab, host):
                        {"DEFAULT": {"host": host["name"]},
                         "libvirt": {"virt_type": "qemu",
                                     "shutdown_timeout": 20},
+                        "migration": {"dest_uri_template":
+                                      "qemu+tcp://{address}/system"},
                         "agent": {
                             "instances_path":
                                 f"{lab_plan.LOCAL_STORAGE}/instances",

@@ -270,3 +270,15 @@ def test_no_eta_while_memory_is_dirtied_faster_than_sent():
 def test_progress_of_nothing():
     p = policy.progress({})
     assert p["percent"] == 0 and p["eta"] is None
+
+
+def test_final_progress_keeps_what_completed_stats_leave_out():
+    running = {"disk_total": 1 << 30, "disk_processed": 1 << 29,
+               "memory_total": 256, "memory_remaining": 10, "iteration": 3}
+    final = {"disk_total": 0, "memory_total": 256, "memory_remaining": 0,
+             "memory_processed": 300, "iteration": 4}
+    merged = policy.final_progress(running, final)
+    assert merged["disk_total"] == 1 << 30
+    assert merged["disk_processed"] == 1 << 29
+    assert merged["memory_remaining"] == 0 and merged["iteration"] == 4
+    assert merged["memory_processed"] == 300

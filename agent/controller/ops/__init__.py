@@ -1,6 +1,7 @@
 """Every operation the controller runs, by task kind."""
-from agent.controller.ops import (boot, cold_migrate, delete, power,
-                                  resize_confirm, resize_revert)
+from agent.controller.ops import (boot, cold_migrate, delete, drain,
+                                  live_migrate, power, resize_confirm,
+                                  resize_revert)
 
 WORKFLOWS = {
     "boot": boot.workflow,
@@ -8,6 +9,8 @@ WORKFLOWS = {
     "stop": power.stop_workflow,
     "start": power.start_workflow,
     "reboot": power.reboot_workflow,
+    "live_migrate": live_migrate.workflow,
+    "drain": drain.workflow,
     "cold_migrate": cold_migrate.workflow,
     "resize": cold_migrate.workflow,
     "resize_confirm": resize_confirm.workflow,

@@ -235,15 +235,8 @@ def convert(ctx):
 
 def check_storage(ctx):
     storage = common.instance(ctx)["storage"]
-    src, dest = ctx["source"], ctx["dest"]
-    name = common.agent_call(ctx, src, "move.probe_write",
-                             storage=storage)["name"]
-    try:
-        seen = common.agent_call(ctx, dest, "move.probe_check",
-                                 storage=storage, name=name)["present"]
-    finally:
-        best_effort(ctx, "removing the probe file", src, "move.probe_remove",
-                    storage=storage, name=name)
+    seen = common.shared_storage(ctx.services.hosts, ctx["source"],
+                                 ctx["dest"], storage)
     path = copy_path(seen)
     ctx.progress(f"storage: {path}")
     return {"path": path}

@@ -3,6 +3,7 @@ the guest's metadata, and the states a failed task leaves behind."""
 import ipaddress
 import logging
 
+from agent.common.errors import DroverError
 from agent.conf import CONF
 from agent.controller import states
 
@@ -47,3 +48,19 @@ def set_error(ctx, err):
     """A failed operation that left the instance unusable: ERROR."""
     update(ctx, vm_state=states.ERROR, task_state=None,
            error=str(err).splitlines()[0][:500])
+
+
+def shared_storage(hosts, source, dest, storage):
+    """drover's own check that ``source`` and ``dest`` share ``storage``:
+    a probe file written in its instances path on the source is seen on
+    the destination."""
+    name = hosts.call(source, "storage.probe_write", storage=storage)["name"]
+    try:
+        return hosts.call(dest, "storage.probe_check", storage=storage,
+                          name=name)["found"]
+    finally:
+        try:
+            hosts.call(source, "storage.probe_remove", storage=storage,
+                       name=name)
+        except DroverError as err:
+            LOG.warning("%s: removing probe %s: %s", source, name, err)

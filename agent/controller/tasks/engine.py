@@ -8,6 +8,7 @@ flight.
 """
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from agent.controller.tasks.workflow import Context
@@ -97,6 +98,7 @@ class TaskEngine:
                 continue
             self.log.step_started(task_id, index, step.name)
             states[step.name] = "started"
+            started = time.monotonic()
             try:
                 out = step.do(ctx) or {}
             except Exception as err:
@@ -108,6 +110,8 @@ class TaskEngine:
                 return
             ctx.data.update(out)
             self.log.step_done(task_id, step.name, out)
+            LOG.debug("task %s (%s) step %s done in %.3f s", task_id,
+                      workflow.kind, step.name, time.monotonic() - started)
             states[step.name] = "done"
         self.log.task_finish(task_id, DONE)
 

@@ -253,8 +253,10 @@ class MigrationJob:
             final = _completed_stats(dom, self.dest_uri, self.instance_uuid)
             with self._lock:
                 if final:
-                    self._progress = {**policy.progress(final),
-                                      "percent": 100, "eta": 0}
+                    self._progress = {
+                        **policy.final_progress(self._progress or {},
+                                                policy.progress(final)),
+                        "percent": 100, "eta": 0}
                     if "downtime" in final:
                         self._final_downtime_ms = int(final["downtime"])
             self._finish(COMPLETED, None)

@@ -263,3 +263,15 @@ def progress(stats):
     else:
         result["eta"] = None
     return result
+
+
+def final_progress(running, final):
+    """The completed job's figures over the last ones seen while it ran;
+    totals and amounts processed keep the larger (an NBD block copy's
+    completed statistics say nothing of the disks)."""
+    merged = {**running, **final}
+    for key, value in running.items():
+        if key.endswith(("_total", "_processed")) and \
+                isinstance(value, int | float):
+            merged[key] = max(value, final.get(key) or 0)
+    return merged

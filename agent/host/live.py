@@ -1,0 +1,173 @@
+"""Live migration in the agent: the RPC methods the controller calls on
+the source and destination hosts.
+
+Source: ``migration.start|status|wait|abort|force_complete|list`` wrap the
+JobRegistry (the job and its monitor keep running if the controller goes
+away; progress is published as "migration.progress" events),
+``live.disk_facts`` describes the disks a block migration recreates,
+``live.cleanup_source`` removes the local instance directory once the
+guest has left.  Destination: ``live.prepare_dest`` (instance directory,
+block-migration disks, bridge check), ``live.cleanup_dest`` after a
+failure.  The shared-storage test is agent.host.storage's.
+"""
+import os
+import threading
+import xml.etree.ElementTree as ET
+
+from agent.common.errors import Conflict, DroverError
+from agent.conf import CONF
+from agent.host import instances
+from agent.host.migration import job as jobmod
+from agent.hypervisor import disk, domains, validate
+
+
+def dest_uri(address):
+    """The destination daemon's libvirt URI from [migration]
+    dest_uri_template."""
+    return jobmod.check_dest_uri(
+        CONF.migration.dest_uri_template.format(address=address))
+
+
+def disk_targets(xml):
+    """Targets (vda, ...) of the file-backed disks in a domain's XML."""
+    root = ET.fromstring(xml)
+    out = []
+    for d in root.findall("./devices/disk"):
+        if d.get("device", "disk") != "disk" or d.find("source") is None \
+                or d.find("source").get("file") is None:
+            continue
+        out.append(d.find("target").get("dev"))
+    return out
+
+
+class Live:
+    """Bound to the agent's libvirt connection and RPC server."""
+
+    def __init__(self, conn, server):
+        self.conn = conn
+        self.server = server
+        self.jobs = jobmod.JobRegistry(conn, on_progress=self._progress)
+        self._tags = {}         # instance uuid -> migration uuid
+        self._lock = threading.Lock()
+
+    def _progress(self, status):
+        self.server.publish("migration.progress", self._tag(status))
+
+    def _tag(self, status):
+        with self._lock:
+            return dict(status, migration_uuid=self._tags.get(
+                status["instance_uuid"]))
+
+    # -- source -----------------------------------------------------------
+
+    def start(self, uuid, dest_address, migration_address,
+              migration_uuid, block_migration=False,
+              shared_storage_checked=False):
+        """Start (or find running) the migration ``migration_uuid``."""
+        validate.uuid(migration_uuid)
+        disks = ()
+        if block_migration:
+            disks = disk_targets(domains.get_xml(self.conn, uuid))
+        with self._lock:
+            current = self._tags.get(uuid)
+        if current == migration_uuid:
+            return self._tag(self.jobs.status(uuid))
+        status = self.jobs.start(
+            uuid, dest_uri(dest_address), migration_address,
+            block_migration=block_migration,
+            shared_storage_checked=shared_storage_checked,
+            migrate_disks=disks)
+        with self._lock:
+            self._tags[uuid] = migration_uuid
+        return self._tag(status)
+
+    def status(self, uuid):
+        return self._tag(self.jobs.status(uuid))
+
+    def wait(self, uuid, wait_s=5.0):
+        """The job's status once it has finished, or after ``wait_s``."""
+        self.jobs.get(uuid).wait(min(float(wait_s), 60.0))
+        return self.status(uuid)
+
+    def abort(self, uuid):
+        return self._tag(self.jobs.abort(uuid))
+
+    def force_complete(self, uuid):
+        return self._tag(self.jobs.force_complete(uuid))
+
+    def list(self):
+        return [self._tag(s) for s in self.jobs.list()]
+
+    def disk_facts(self, uuid, storage):
+        """Size and backing file of the instance's disk, and the disk
+        targets a block migration copies."""
+        d = instances.idir(uuid, storage)
+        info = disk.info(str(d.disk), d.disk_format())
+        return {"virtual_size": info.virtual_size, "format": info.format,
+                "backing_file": info.backing_file,
+                "backing_format": info.backing_format,
+                "targets": disk_targets(domains.get_xml(self.conn, uuid))}
+
+    def cleanup_source(self, uuid, storage):
+        """After the guest left: its local instance directory goes."""
+        if domains.exists(self.conn, uuid):
+            raise Conflict(f"instance {uuid} is still defined on this host")
+        if storage != "local":
+            return {"removed": False}
+        return {"removed": instances.idir(uuid, storage).remove()}
+
+    # -- destination ------------------------------------------------------
+
+    def prepare_dest(self, uuid, storage, block_migration=False,
+                     disk_facts=None):
+        """Instance directory; for block migration an empty qcow2 disk of
+        the source's virtual size over the same backing file; the guest
+        bridge present."""
+        bridge = CONF.agent.bridge
+        if not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
+            raise DroverError(f"guest bridge {bridge} is missing on "
+                              f"{CONF.host or 'this host'}")
+        if domains.exists(self.conn, uuid):
+            raise Conflict(f"instance {uuid} is already defined on this "
+                           "host")
+        d = instances.idir(uuid, storage)
+        if not block_migration:
+            if not d.disk.exists():
+                raise DroverError(f"the disk of {uuid} is not visible here "
+                                  f"({d.disk}): storage is not shared")
+            return {"path": str(d.path), "created": False}
+        facts = disk_facts or {}
+        backing = facts.get("backing_file")
+        if backing and not os.path.exists(backing):
+            raise DroverError(f"backing file {backing} is missing here")
+        created = d.create()
+        disk.create(str(d.disk), size=facts["virtual_size"], fmt="qcow2",
+                    backing_file=backing,
+                    backing_format=facts.get("backing_format"))
+        d.set_disk_format("qcow2")
+        return {"path": str(d.path), "created": created}
+
+    def cleanup_dest(self, uuid, storage):
+        """After a failed or aborted migration: the destination's copy
+        goes (shared storage: the source's directory stays)."""
+        if domains.exists(self.conn, uuid):
+            info = domains.info(self.conn, uuid)
+            if info.state in ("running", "paused", "blocked"):
+                raise Conflict(f"instance {uuid} runs on this host; not "
+                               "cleaning it up")
+            domains.undefine(self.conn, uuid)
+        if storage != "local":
+            return {"removed": False}
+        return {"removed": instances.idir(uuid, storage).remove()}
+
+    def register(self, server):
+        for name in ("start", "status", "wait", "abort", "force_complete",
+                     "list"):
+            server.register(f"migration.{name}", getattr(self, name))
+        for name in ("disk_facts", "cleanup_source", "prepare_dest",
+                     "cleanup_dest"):
+            server.register(f"live.{name}", getattr(self, name))
+
+
+def register(server, conn):
+    Live(conn, server).register(server)

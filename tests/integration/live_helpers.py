@@ -1,0 +1,56 @@
+"""What the live-migration tests and benchmark share: the guest's
+heartbeat, and lab agents restarted with extra [migration] options."""
+import configparser
+import contextlib
+import re
+import time
+
+from agent.lab import fleet as lab_fleet
+
+HEARTBEAT = re.compile(r"drover-heartbeat uptime=([0-9.]+) boot=(\S+)")
+
+
+def heartbeat(fleet, name, newer_than=-1.0, timeout=60):
+    """The guest's latest (uptime, boot id) from its console log, once its
+    uptime passes ``newer_than``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        beats = HEARTBEAT.findall(fleet.call("server.console_log", name=name,
+                                             lines=20))
+        if beats and float(beats[-1][0]) > newer_than:
+            return float(beats[-1][0]), beats[-1][1]
+        time.sleep(0.5)
+    raise AssertionError(f"no heartbeat of {name} after uptime {newer_than}")
+
+
+def _restart_agent(fleet, host, conf_path):
+    lab = fleet.lab
+    lab.stop_daemon(host, lab_fleet.AGENT)
+    lab.start_daemon(host, lab_fleet.AGENT,
+                     [lab_fleet._python(), "-m", "agent.host.daemon",
+                      "--config-file", conf_path])
+    lab.host_exec(host, [lab_fleet._python(), "-c", lab_fleet._WAIT_AGENT],
+                  timeout=30)
+    time.sleep(1)     # the controller's relay finds the new socket
+
+
+@contextlib.contextmanager
+def agent_options(fleet, host, **options):
+    """Run ``host``'s agent with these [migration] options, then with the
+    lab's own configuration again."""
+    row = fleet.hosts[host]
+    path = lab_fleet.agent_conf(fleet.lab, row)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    if not parser.has_section("migration"):
+        parser.add_section("migration")
+    for key, value in options.items():
+        parser["migration"][key] = str(value)
+    custom = path.replace(".conf", "-test.conf")
+    with open(custom, "w") as f:
+        parser.write(f)
+    _restart_agent(fleet, host, custom)
+    try:
+        yield
+    finally:
+        _restart_agent(fleet, host, path)
