@@ -73,7 +73,7 @@ def controller_conf(lab):
     first, last = lab.plan.guest_range
     cdir = os.path.join(lab.lab_dir, "controller")
     return _write_conf(os.path.join(cdir, "controller.conf"), {
-        "DEFAULT": {},
+        "DEFAULT": {"debug": True},
         "controller": {
             "database_url": f"sqlite:///{cdir}/drover.db",
             "socket_path": controller_socket(lab),
