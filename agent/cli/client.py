@@ -6,10 +6,12 @@ from agent.common.errors import DroverError
 
 
 def socket_path(args):
-    from agent.conf import CONF
-    return (getattr(args, "controller_socket", None)
-            or os.environ.get("DROVER_CONTROLLER_SOCKET")
-            or CONF.controller.socket_path)
+    explicit = (getattr(args, "controller_socket", None)
+                or os.environ.get("DROVER_CONTROLLER_SOCKET"))
+    if explicit:
+        return explicit
+    from agent.cli.main import load_conf
+    return load_conf(args).controller.socket_path
 
 
 @contextlib.contextmanager

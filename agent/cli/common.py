@@ -1,7 +1,6 @@
 """Helpers the verb modules share: sub-command declaration, printing, and
 waiting on controller tasks with progress."""
 import sys
-import time
 
 from agent.cli import output
 from agent.cli.client import connect
@@ -50,28 +49,24 @@ def parse_properties(pairs):
     return props
 
 
-def wait_task(client, task_id, what, poll=0.1, raise_on_failure=True):
+def wait_task(client, task_id, what, raise_on_failure=True):
     """Follow a controller task to its end, printing its progress on stderr.
     Raises DroverError with the task's error when it fails (unless
     ``raise_on_failure`` is false: then the task is returned)."""
     last = None
     tty = sys.stderr.isatty()
     while True:
-        task = client.call("task.show", id=task_id)
+        task = client.call("task.wait", id=task_id, progress=last)
         progress = task.get("progress")
         if progress and progress != last:
             end = "\r" if tty else "\n"
             print(f"{what}: {progress}\033[K" if tty else
                   f"{what}: {progress}", end=end, file=sys.stderr)
-            last = progress
-        if task["state"] == "done":
-            if tty and last:
-                print(file=sys.stderr)
-            return task
-        if task["state"] == "failed":
-            if tty and last:
-                print(file=sys.stderr)
-            if not raise_on_failure:
-                return task
+        last = progress
+        if task["state"] not in ("done", "failed"):
+            continue
+        if tty and last:
+            print(file=sys.stderr)
+        if task["state"] == "failed" and raise_on_failure:
             raise DroverError(f"{what} failed: {task.get('error')}")
-        time.sleep(poll)
+        return task

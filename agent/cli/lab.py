@@ -7,12 +7,17 @@ STATUS_COLUMNS = ("name", "address", "libvirt_uri", "ssh_address", "state",
                   "daemons")
 
 
+def _conf(args):
+    from agent.cli.main import load_conf
+    return load_conf(args)
+
+
 def _progress(message):
     print(message, flush=True)
 
 
 def _lab(args):
-    from agent.conf import CONF
+    CONF = _conf(args)
     from agent.lab.lab import Lab
     return Lab(args.lab_dir or CONF.lab.lab_dir,
                name=args.name or CONF.lab.name,
@@ -20,7 +25,7 @@ def _lab(args):
 
 
 def _up(args):
-    from agent.conf import CONF
+    CONF = _conf(args)
     from agent.lab import fleet
     from agent.lab.image import build_image
     lab = _lab(args)
@@ -49,7 +54,7 @@ def _status(args):
 
 
 def _demo(args):
-    from agent.conf import CONF
+    CONF = _conf(args)
     from agent.lab import demo
     from agent.lab.image import build_image
     lab = _lab(args)
@@ -58,7 +63,7 @@ def _demo(args):
 
 
 def _image(args):
-    from agent.conf import CONF
+    CONF = _conf(args)
     from agent.lab.image import build_image
     print(build_image(CONF.lab.cache_dir, force=args.force))
     return 0

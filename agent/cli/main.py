@@ -2,8 +2,10 @@
 
 Each verb module in ``VERB_MODULES`` has ``register(subparsers)``, which adds
 its sub-commands; each sub-command sets ``func(args) -> int`` through
-``set_defaults``.  Errors derived from DroverError become one line on stderr
-and their exit code; nothing a user can cause prints a traceback.
+``set_defaults``.  Errors derived from DroverError become one line on
+stderr and their exit code; nothing a user can cause prints a traceback.
+The configuration is read (``load_conf``) only by what needs it: a
+controller verb given its socket starts without oslo.config (0.1 s less).
 """
 import argparse
 import importlib
@@ -24,6 +26,13 @@ VERB_MODULES = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"drover: {message}\n")
+
+
+def load_conf(args):
+    """Read drover.conf (and --config-file) into agent.conf.CONF."""
+    from agent import conf
+    conf.load([f"--config-file={p}" for p in args.config_file])
+    return conf.CONF
 
 
 def build_parser():
@@ -48,8 +57,6 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from agent import conf
-    conf.load([f"--config-file={p}" for p in args.config_file])
     try:
         return args.func(args) or 0
     except DroverError as err:

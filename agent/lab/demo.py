@@ -51,18 +51,9 @@ class Demo:
             return client.call(method, **params)
 
     def wait(self, result, what):
-        task = result["task_id"]
-        last = None
-        while True:
-            t = self.call("task.show", id=task)
-            if t["progress"] and t["progress"] != last:
-                print(f"   {what}: {t['progress']}", flush=True)
-                last = t["progress"]
-            if t["state"] == "done":
-                return
-            if t["state"] == "failed":
-                raise DroverError(f"{what} failed: {t['error']}")
-            time.sleep(0.1)
+        from agent.cli.common import wait_task
+        with LocalClient(self.socket, timeout=600) as client:
+            wait_task(client, result["task_id"], what)
 
     def table(self, method, columns):
         from agent.cli import output

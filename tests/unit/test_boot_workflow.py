@@ -1,5 +1,7 @@
 """Boot and delete as workflows over a real store, with the agents faked:
 steps in order, undo newest first on failure, nothing held afterwards."""
+import time
+
 import pytest
 
 from agent.common.errors import DroverError
@@ -117,3 +119,15 @@ def test_delete_releases_everything(svc):
         "instance.destroy", "instance.undefine", "instance.cleanup"]
     assert svc.store.list_allocations(consumer=inst["uuid"]) == []
     assert svc.store.list_instances() == []
+
+
+def test_task_wait_returns_on_progress_or_end(svc):
+    from agent.controller.api.servers import task_wait
+    tid = svc.store.task_create("boot", {"uuid": "x"})
+    svc.store.task_progress(tid, "scheduling")
+    assert task_wait(svc, tid, progress=None)["progress"] == "scheduling"
+    started = time.monotonic()
+    same = task_wait(svc, tid, progress="scheduling", timeout=0.3)
+    assert same["state"] == "running" and time.monotonic() - started >= 0.3
+    svc.store.task_finish(tid, "done")
+    assert task_wait(svc, tid, progress="scheduling")["state"] == "done"

@@ -1,10 +1,13 @@
 """API: servers (instances), their actions and tasks."""
+import time
 import uuid as uuidlib
 
 from agent.common.errors import Conflict
 from agent.controller import placement, states
 from agent.controller.api.views import event_rows, server_detail, server_row
 from agent.hypervisor import validate
+
+TASK_WAIT_POLL = 0.01       # a read of the local store
 
 
 def _image_names(svc):
@@ -106,6 +109,19 @@ def task_show(svc, id):
                                      "progress", "instance_uuid")}
 
 
+def task_wait(svc, id, progress=None, timeout=2.0):
+    """The task once it has ended or its progress is no longer
+    ``progress``, or after ``timeout`` seconds (at most 10): the CLI's
+    --wait learns of both at once instead of sleeping between polls."""
+    deadline = time.monotonic() + min(float(timeout), 10.0)
+    while True:
+        task = task_show(svc, id)
+        if task["state"] in ("done", "failed") or \
+                task["progress"] != progress or time.monotonic() >= deadline:
+            return task
+        time.sleep(TASK_WAIT_POLL)
+
+
 METHODS = {
     "server.create": server_create,
     "server.list": server_list,
@@ -117,4 +133,5 @@ METHODS = {
     "server.events": server_events,
     "server.console_log": server_console_log,
     "task.show": task_show,
+    "task.wait": task_wait,
 }
