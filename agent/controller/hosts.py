@@ -191,9 +191,10 @@ class HostManager:
                             inst)
 
     def _set_power(self, uuid, power_state, host, inst=None):
-        """Record what libvirt says; an ACTIVE guest that powered itself
-        off becomes SHUTOFF (stopped), as in Nova.  Instances busy in a
-        task are left to that task."""
+        """Record what libvirt says: an ACTIVE guest that powered itself
+        off becomes SHUTOFF (stopped), as in Nova, and a stopped one seen
+        running (started outside drover) ACTIVE again.  Instances busy in
+        a task are left to that task."""
         if uuid is None or power_state is None:
             return
         try:
@@ -208,6 +209,9 @@ class HostManager:
         if (inst["vm_state"] == states.ACTIVE
                 and power_state in (states.SHUTDOWN, states.CRASHED)):
             values["vm_state"] = states.STOPPED
+        elif (inst["vm_state"] == states.STOPPED
+              and power_state == states.RUNNING):
+            values["vm_state"] = states.ACTIVE      # started outside drover
         if values:
             try:
                 self.store.update_instance(

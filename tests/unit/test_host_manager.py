@@ -58,3 +58,12 @@ def test_instances_in_a_task_are_left_to_it(store, mocker):
     after = _poll(store, mocker, inst, "shutoff", "2999-01-01T00:00:00Z")
     assert after["vm_state"] == states.ACTIVE
     assert after["task_state"] == states.POWERING_OFF
+
+
+def test_a_stopped_guest_seen_running_is_active_again(store, mocker):
+    inst = _active(store)
+    store.update_instance(inst["uuid"], vm_state=states.STOPPED,
+                          power_state=states.SHUTDOWN)
+    after = _poll(store, mocker, inst, "running", "2999-01-01T00:00:00Z")
+    assert after["status"] == "ACTIVE"
+    assert after["power_state"] == states.RUNNING
