@@ -13,12 +13,17 @@ _SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
 class Pinger:
+    """From inside lab host ``from_host``, or from the root namespace (on
+    the lab's bridge) when it is None."""
+
     def __init__(self, lab, from_host, address, interval=0.1):
+        argv = ["ping", "-n", "-i", str(interval), "-W", "1", address]
+        if from_host is not None:
+            argv = lab.host_argv(from_host, argv)
+        self.interval = interval
         self.proc = subprocess.Popen(
-            lab.host_argv(from_host, ["ping", "-n", "-i", str(interval),
-                                      "-W", "1", address]),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True)
         self.sent = self.received = self.longest_gap = None
         self.first_seq = self.last_seq = None
 
@@ -36,6 +41,13 @@ class Pinger:
         self.first_seq = seqs[0] if seqs else None
         self.last_seq = seqs[-1] if seqs else None
         return self
+
+    @property
+    def longest_gap_ms(self):
+        """The longest time without a reply, in pings' worth: an upper
+        bound of the guest's downtime as the network saw it."""
+        return round((self.longest_gap + 1) * self.interval * 1000) \
+            if self.longest_gap else 0
 
     @property
     def lost(self):
