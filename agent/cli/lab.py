@@ -29,10 +29,12 @@ def _up(args):
     from agent.lab import fleet
     from agent.lab.image import build_image
     lab = _lab(args)
-    lab.up(args.hosts or CONF.lab.hosts, progress=_progress)
-    if not args.hosts_only:
-        image = build_image(CONF.lab.cache_dir)
-        socket = fleet.start(lab, image, progress=_progress)
+    count = args.hosts or CONF.lab.hosts
+    if args.hosts_only:
+        lab.up(count, progress=_progress)
+    else:
+        socket = fleet.up(lab, count, build_image(CONF.lab.cache_dir),
+                          progress=_progress)
         if socket != CONF.controller.socket_path:
             print(f"controller: export DROVER_CONTROLLER_SOCKET={socket}")
     output.emit(output.format_list(lab.status(), STATUS_COLUMNS))
@@ -57,9 +59,8 @@ def _demo(args):
     CONF = _conf(args)
     from agent.lab import demo
     from agent.lab.image import build_image
-    lab = _lab(args)
-    lab.up(args.hosts or CONF.lab.hosts, progress=_progress)
-    return demo.run(lab, build_image(CONF.lab.cache_dir), progress=_progress)
+    return demo.run(_lab(args), args.hosts or CONF.lab.hosts,
+                    build_image(CONF.lab.cache_dir), progress=_progress)
 
 
 def _image(args):

@@ -166,9 +166,9 @@ class Demo:
         return names + [shared]
 
 
-def run(lab, image_path, progress=print):
+def run(lab, count, image_path, progress=print):
     say("lab up: hosts with their own libvirtd, sshd and drover-agent")
-    socket = fleet.start(lab, image_path, progress=progress)
+    socket = fleet.up(lab, count, image_path, progress=progress)
     demo = Demo(lab, socket)
     from agent.cli.host import LIST_COLUMNS
     demo.table("host.list", LIST_COLUMNS)

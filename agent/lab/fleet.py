@@ -6,12 +6,14 @@ The default lab's controller listens on the CLI's default socket, so
 other labs (tests) keep theirs in their lab directory.
 """
 import configparser
+import contextlib
 import os
 import pathlib
+import shutil
 import sys
 import time
 
-from agent.common.errors import DroverError
+from agent.common.errors import DroverError, NotFound
 from agent.conf import CONF
 from agent.lab import plan as lab_plan
 from agent.transport.local import LocalClient
@@ -135,6 +137,29 @@ def start(lab, image_path, progress=print):
                 client.call("flavor.create", name=name, vcpus=vcpus,
                             ram_mb=ram, disk_gb=disk)
     return controller_socket(lab)
+
+
+def up(lab, count, image_path, progress=print):
+    """Bring the lab's hosts up, then drover on them.  A lab whose hosts
+    were all down starts with clean hosts (lab.up wipes their storage), so
+    its controller starts with a clean database and image store too: old
+    records would describe guests that no longer exist."""
+    fresh = all(h["state"] == "down" for h in lab.status())
+    lab.up(count, progress=progress)
+    if fresh:
+        reset(lab)
+    return start(lab, image_path, progress=progress)
+
+
+def reset(lab):
+    """Stop the controller and forget its state (not its SSH keys)."""
+    with contextlib.suppress(NotFound):
+        lab.stop_daemon(None, CONTROLLER)
+    cdir = os.path.join(lab.lab_dir, "controller")
+    for name in ("drover.db", "drover.db-wal", "drover.db-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cdir, name))
+    shutil.rmtree(os.path.join(cdir, "images"), ignore_errors=True)
 
 
 def _controller_up(lab):
