@@ -56,11 +56,6 @@ POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running",
                      POWER_PAUSED: "Paused", SHUTDOWN: "Shutdown",
                      CRASHED: "Crashed", POWER_SUSPENDED: "Suspended"}
 
-# libvirt virDomainState -> power_state
-_LIBVIRT_POWER = {0: NOSTATE, 1: RUNNING, 2: RUNNING, 3: POWER_PAUSED,
-                  4: SHUTDOWN, 5: SHUTDOWN, 6: CRASHED, 7: POWER_SUSPENDED}
-
-
 # agent.hypervisor.domains state names -> power_state
 _NAMED_POWER = {"nostate": NOSTATE, "running": RUNNING, "blocked": RUNNING,
                 "paused": POWER_PAUSED, "shutdown": SHUTDOWN,
@@ -71,11 +66,6 @@ _NAMED_POWER = {"nostate": NOSTATE, "running": RUNNING, "blocked": RUNNING,
 def power_state_from_name(name):
     """Map a domain state name as the agent reports it to a power_state."""
     return _NAMED_POWER.get(name, NOSTATE)
-
-
-def power_state_from_libvirt(domain_state):
-    """Map a libvirt ``virDomainState`` number to a power_state."""
-    return _LIBVIRT_POWER.get(domain_state, NOSTATE)
 
 
 _RESIZING = {t: "RESIZE" for t in (RESIZE_PREP, RESIZE_MIGRATING,

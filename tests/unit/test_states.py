@@ -67,11 +67,15 @@ def test_every_operation_sets_a_known_task_state():
         assert s.task_state_for(op) in s.TASK_STATES
 
 
-def test_power_state_from_libvirt():
-    assert s.power_state_from_libvirt(1) == s.RUNNING
-    assert s.power_state_from_libvirt(5) == s.SHUTDOWN
-    assert s.power_state_from_libvirt(3) == s.POWER_PAUSED
-    assert s.power_state_from_libvirt(99) == s.NOSTATE
+def test_power_state_from_the_agents_state_names():
+    """The names agent.hypervisor.domains gives libvirt's states."""
+    from agent.hypervisor.domains import POWER_STATES
+    assert s.power_state_from_name(POWER_STATES[1]) == s.RUNNING
+    assert s.power_state_from_name(POWER_STATES[5]) == s.SHUTDOWN
+    assert s.power_state_from_name(POWER_STATES[3]) == s.POWER_PAUSED
+    assert s.power_state_from_name("bogus") == s.NOSTATE
+    assert {s.power_state_from_name(n) for n in POWER_STATES.values()} \
+        <= set(s.POWER_STATE_NAMES)
 
 
 def test_finished_cold_migration_still_holds_resources():
