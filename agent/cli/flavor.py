@@ -29,3 +29,19 @@ def register(subparsers):
                                                       name=a.name),
                    "delete a flavor")
     s.add_argument("name")
+    s = subcommand(sub, "set",
+                   lambda c, a: c.call("flavor.set", name=a.name,
+                                       properties=parse_properties(
+                                           a.property)),
+                   "set properties (matched against aggregate metadata)",
+                   formatted=True)
+    s.add_argument("name")
+    s.add_argument("--property", action="append", metavar="KEY=VALUE",
+                   required=True)
+    s = subcommand(sub, "unset",
+                   lambda c, a: c.call("flavor.unset", name=a.name,
+                                       keys=a.property),
+                   "remove properties", formatted=True)
+    s.add_argument("name")
+    s.add_argument("--property", action="append", metavar="KEY",
+                   required=True)

@@ -35,6 +35,10 @@ def register(subparsers):
                    "in [ssh] known_hosts", formatted=True)
     s.add_argument("name")
     s.add_argument("--address", required=True, help="its SSH address")
+    s = subcommand(sub, "delete",
+                   lambda c, a: c.call("host.delete", name=a.name),
+                   "forget a host that has no instances")
+    s.add_argument("name")
 
     from agent.cli import migrate
     migrate.register_host(sub)

@@ -72,6 +72,15 @@ class HostManager:
         self._subscribe(name, client)
         return host
 
+    def forget(self, name):
+        """Drop the client of a host the store no longer knows."""
+        with self._lock:
+            client = self._clients.pop(name, None)
+        self._last_ok.pop(name, None)
+        if client is not None:
+            self._subscribed.discard(client)
+            client.close()
+
     def close(self):
         self._stop.set()
         if self._thread is not None:

@@ -262,3 +262,34 @@ def test_json_output_is_machine_readable(fleet):
     out = fleet.cli("flavor", "show", "lab.small", "-f", "value", "-c",
                     "ram_mb")[1]
     assert out.strip() == "256"
+
+
+def test_flavor_properties_and_host_removal(fleet, servers):
+    """flavor set/unset steer the scheduler; a host with an instance cannot
+    be deleted, an empty one can, and comes back with host add."""
+    h1, _, h3 = sorted(fleet.hosts)
+    fleet.cli("flavor", "create", "cp-props", "--ram", "256")
+    try:
+        fleet.cli("flavor", "set", "cp-props", "--property", "gpu=true")
+        rows = fleet.json("server", "create", "x", "--flavor", "cp-props",
+                          "--image", "lab-guest", "--dry-run")
+        assert {r["Result"] for r in rows} == {"rejected"}
+        fleet.cli("flavor", "unset", "cp-props", "--property", "gpu")
+        assert fleet.json("flavor", "show", "cp-props")["properties"] == {}
+        rows = fleet.json("server", "create", "x", "--flavor", "cp-props",
+                          "--image", "lab-guest", "--dry-run")
+        assert "chosen" in {r["Result"] for r in rows}
+    finally:
+        fleet.cli("flavor", "delete", "cp-props", check=False)
+
+    servers.append("cp-pinned")
+    fleet.create("cp-pinned", "lab.small", "--host", h1)
+    rc, _, err = fleet.cli("host", "delete", h1, check=False)
+    assert rc == 2 and "Traceback" not in err
+    address = fleet.hosts[h3]["address"]
+    fleet.cli("host", "delete", h3)
+    try:
+        assert h3 not in {h["Name"] for h in fleet.json("host", "list")}
+    finally:
+        fleet.cli("host", "add", h3, "--address", address)
+    assert _host_state(fleet, h3) == "up"

@@ -44,6 +44,12 @@ def host_add(svc, name, address):
     return host_show(svc, name)
 
 
+def host_delete(svc, name):
+    """Forget a host with no instances (the store refuses otherwise)."""
+    svc.store.delete_host(name)
+    svc.hosts.forget(name)
+
+
 def host_enable(svc, name):
     svc.store.enable_host(name)
     return host_show(svc, name)
@@ -68,5 +74,6 @@ def az_list(svc):
 
 
 METHODS = {"host.list": host_list, "host.show": host_show,
-           "host.add": host_add, "host.enable": host_enable,
-           "host.disable": host_disable, "az.list": az_list}
+           "host.add": host_add, "host.delete": host_delete,
+           "host.enable": host_enable, "host.disable": host_disable,
+           "az.list": az_list}

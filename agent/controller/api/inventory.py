@@ -38,6 +38,16 @@ def flavor_create(svc, name, vcpus, ram_mb, disk_gb, properties=None):
                                    properties or {})
 
 
+def flavor_set(svc, name, properties):
+    svc.store.set_flavor_properties(name, properties)
+    return svc.store.get_flavor(name)
+
+
+def flavor_unset(svc, name, keys):
+    svc.store.unset_flavor_properties(name, keys)
+    return svc.store.get_flavor(name)
+
+
 def image_create(svc, name, path, disk_format="qcow2"):
     return images.import_image(svc.store, name, path, disk_format)
 
@@ -57,6 +67,8 @@ METHODS = {
                                 svc.store.list_flavors()],
     "flavor.show": lambda svc, name: svc.store.get_flavor(name),
     "flavor.delete": lambda svc, name: svc.store.delete_flavor(name),
+    "flavor.set": flavor_set,
+    "flavor.unset": flavor_unset,
     "image.create": image_create,
     "image.list": lambda svc: [image_row(i) for i in
                                svc.store.list_images()],
