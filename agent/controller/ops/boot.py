@@ -63,19 +63,16 @@ def define(ctx):
 
 
 def undefine(ctx):
-    common.agent_call(ctx, ctx["host"], "instance.undefine",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["host"], "instance.undefine")
 
 
 def start(ctx):
     ctx.progress(f"starting on {ctx['host']}")
-    common.agent_call(ctx, ctx["host"], "instance.start",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["host"], "instance.start")
 
 
 def destroy(ctx):
-    common.agent_call(ctx, ctx["host"], "instance.destroy",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["host"], "instance.destroy")
 
 
 def mark_active(ctx):

@@ -198,16 +198,14 @@ def power_off(ctx):
     ctx.progress(f"powering off on {ctx['source']}")
     update_migration(ctx, ctx["migration"], status=states.MIG_MIGRATING)
     common.update(ctx, task_state=states.RESIZE_MIGRATING)
-    out = common.agent_call(ctx, ctx["source"], "move.power_off",
-                            uuid=ctx.params["uuid"])
+    out = common.instance_call(ctx, ctx["source"], "move.power_off")
     return {"power_off": out["result"]}
 
 
 def power_on_source(ctx):
     if ctx["old_vm_state"] != states.STOPPED:
         ctx.progress(f"starting again on {ctx['source']}")
-        common.agent_call(ctx, ctx["source"], "instance.start",
-                          uuid=ctx.params["uuid"])
+        common.instance_call(ctx, ctx["source"], "instance.start")
 
 
 def rename(ctx):
@@ -307,21 +305,18 @@ def define(ctx):
 
 
 def undefine(ctx):
-    common.agent_call(ctx, ctx["dest"], "instance.undefine",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["dest"], "instance.undefine")
 
 
 def start(ctx):
     if ctx["old_vm_state"] == states.STOPPED:
         return
     ctx.progress(f"starting on {ctx['dest']}")
-    common.agent_call(ctx, ctx["dest"], "instance.start",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["dest"], "instance.start")
 
 
 def destroy(ctx):
-    common.agent_call(ctx, ctx["dest"], "instance.destroy",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["dest"], "instance.destroy")
 
 
 def verify(ctx):

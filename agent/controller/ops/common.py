@@ -18,6 +18,12 @@ def agent_call(ctx, host, method, timeout=None, **params):
     return ctx.services.hosts.call(host, method, timeout=timeout, **params)
 
 
+def instance_call(ctx, host, method, **params):
+    """An instance primitive of the agent on ``host``, for this task's
+    instance."""
+    return agent_call(ctx, host, method, uuid=ctx.params["uuid"], **params)
+
+
 def update(ctx, **values):
     return ctx.services.store.update_instance(ctx.params["uuid"], **values)
 

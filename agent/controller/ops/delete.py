@@ -18,8 +18,7 @@ from agent.controller.tasks.workflow import Step, Workflow
 def _on_host(ctx, method, **params):
     host = common.instance(ctx)["host"]
     if host is not None:
-        common.agent_call(ctx, host, method, uuid=ctx.params["uuid"],
-                          **params)
+        common.instance_call(ctx, host, method, **params)
 
 
 def destroy(ctx):

@@ -14,9 +14,8 @@ from agent.controller.tasks.workflow import Step, Workflow
 
 
 def _call(ctx, method, **params):
-    inst = common.instance(ctx)
-    return common.agent_call(ctx, inst["host"], method, uuid=inst["uuid"],
-                             **params)
+    return common.instance_call(ctx, common.instance(ctx)["host"], method,
+                                **params)
 
 
 def shutdown(ctx):

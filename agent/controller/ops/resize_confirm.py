@@ -52,13 +52,12 @@ def clear_source(ctx):
         return
     ctx.progress(f"removing the domain from {ctx['source']}")
     for method in ("instance.destroy", "instance.undefine"):
-        common.agent_call(ctx, ctx["source"], method, uuid=ctx.params["uuid"])
+        common.instance_call(ctx, ctx["source"], method)
 
 
 def discard(ctx):
-    common.agent_call(ctx, ctx["source"], "move.discard",
-                      uuid=ctx.params["uuid"],
-                      storage=common.instance(ctx)["storage"])
+    common.instance_call(ctx, ctx["source"], "move.discard",
+                         storage=common.instance(ctx)["storage"])
 
 
 def confirmed(ctx):

@@ -32,8 +32,7 @@ def find(ctx):
 
 
 def _dest(ctx, method, **params):
-    common.agent_call(ctx, ctx["dest"], method, uuid=ctx.params["uuid"],
-                      **params)
+    common.instance_call(ctx, ctx["dest"], method, **params)
 
 
 def destroy(ctx):
@@ -50,9 +49,8 @@ def cleanup(ctx):
 
 
 def restore(ctx):
-    common.agent_call(ctx, ctx["source"], "move.restore",
-                      uuid=ctx.params["uuid"],
-                      storage=common.instance(ctx)["storage"])
+    common.instance_call(ctx, ctx["source"], "move.restore",
+                         storage=common.instance(ctx)["storage"])
 
 
 def define(ctx):
@@ -65,8 +63,7 @@ def start(ctx):
     if ctx["old_vm_state"] == states.STOPPED:
         return
     ctx.progress(f"starting on {ctx['source']}")
-    common.agent_call(ctx, ctx["source"], "instance.start",
-                      uuid=ctx.params["uuid"])
+    common.instance_call(ctx, ctx["source"], "instance.start")
 
 
 def reverted(ctx):
