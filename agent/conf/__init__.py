@@ -6,6 +6,8 @@ and is listed in ``_MODULES``.  ``list_opts`` feeds ``oslo-config-generator``
 """
 from oslo_config import cfg
 
+from agent.common.errors import InvalidInput
+
 from agent.conf import (agent_opts, compute, controller, default, lab,
                         libvirt, migration, scheduler, ssh)
 
@@ -26,9 +28,25 @@ def list_opts():
 
 
 def load(argv=None, conf=CONF, default_config_files=None):
-    """Parse command-line and config files into ``conf``."""
-    conf(args=argv or [], project="drover",
-         default_config_files=default_config_files)
+    """Parse command-line and config files into ``conf``, and read every
+    option once: oslo.config reports a bad value only when it is read,
+    which could be in the middle of an operation.  InvalidInput (one
+    line) for a missing file or a bad value."""
+    try:
+        conf(args=argv or [], project="drover",
+             default_config_files=default_config_files)
+    except cfg.Error as err:
+        raise InvalidInput(f"configuration: {str(err).splitlines()[0]}") \
+            from None
+    for group, opts in list_opts():
+        section = conf if group == "DEFAULT" else conf[group]
+        for opt in opts:
+            try:
+                section[opt.dest]
+            except cfg.Error as err:
+                why = str(err).splitlines()[0].rpartition("is not valid: ")[2]
+                raise InvalidInput(f"configuration: [{group}] {opt.dest}: "
+                                   f"{why}") from None
     return conf
 
 

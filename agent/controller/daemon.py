@@ -12,8 +12,7 @@ import sys
 import threading
 
 from agent import conf
-from agent.common import logs, systemd
-from agent.common.errors import DroverError
+from agent.common import daemon, systemd
 from agent.conf import CONF
 from agent.controller import api, periodic
 from agent.controller.db import Store, upgrade
@@ -72,13 +71,9 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", action="append", default=[])
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    conf.load([f"--config-file={p}" for p in args.config_file])
-    logs.setup(CONF)
-    try:
-        return serve()
-    except DroverError as err:
-        LOG.error("%s", err)
-        return 1
+    return daemon.run(
+        lambda: conf.load([f"--config-file={p}" for p in args.config_file]),
+        serve, "drover-controller")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import threading
 
 from agent import conf
-from agent.common import logs, systemd
+from agent.common import daemon, systemd
 from agent.common.errors import DroverError
 from agent.conf import CONF
 from agent.host import facts, image_cache, live, moves, storage
@@ -77,18 +77,21 @@ def main(argv=None):
         from agent.host import relay
         return relay.main(rest + [a for p in args.config_file
                                   for a in ("--config-file", p)])
-    conf.load(files)
+    def load():
+        return conf.load(files)
     if args.command == "receive-disk":
-        from agent.transport import diskcopy
-        roots = [p for p in (CONF.agent.instances_path,
-                             CONF.agent.shared_instances_path) if p]
-        return diskcopy.receive_main(rest, roots=roots)
-    logs.setup(CONF)
-    try:
-        return serve()
-    except DroverError as err:
-        LOG.error("%s", err)
-        return 1
+        return daemon.run(load, lambda: _receive_disk(rest),
+                          "drover-agent receive-disk")
+    return daemon.run(load, serve, "drover-agent")
+
+
+def _receive_disk(argv):
+    """The receiving end of a host-to-host disk copy, writing only under
+    this host's instance paths."""
+    from agent.transport import diskcopy
+    roots = [p for p in (CONF.agent.instances_path,
+                         CONF.agent.shared_instances_path) if p]
+    return diskcopy.receive_main(argv, roots=roots)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,25 @@ def test_bad_value_is_refused(tmp_path):
       default_config_files=[])
     with pytest.raises(cfg.ConfigFileValueError, match="xen"):
         c.libvirt.virt_type  # noqa: B018 (reading the option validates it)
+
+
+def test_load_names_a_bad_value_in_one_line(tmp_path):
+    from agent.common.errors import InvalidInput
+    path = tmp_path / "drover.conf"
+    path.write_text("[controller]\npoll_interval = soon\n")
+    c = cfg.ConfigOpts()
+    conf.register_opts(c)
+    with pytest.raises(InvalidInput) as err:
+        conf.load([f"--config-file={path}"], conf=c, default_config_files=[])
+    assert str(err.value).startswith(
+        "configuration: [controller] poll_interval: ")
+    assert "\n" not in str(err.value)
+
+
+def test_load_refuses_a_missing_file_in_one_line(tmp_path):
+    from agent.common.errors import InvalidInput
+    c = cfg.ConfigOpts()
+    conf.register_opts(c)
+    with pytest.raises(InvalidInput, match="configuration: .*nowhere"):
+        conf.load([f"--config-file={tmp_path}/nowhere.conf"], conf=c,
+                  default_config_files=[])
