@@ -23,6 +23,22 @@ class Conflict(InvalidInput):
     """The request conflicts with the current state (exit 2)."""
 
 
+class HostGone(DroverError):
+    """A host is down or cannot be reached: work on it cannot be done now.
+    ``host`` names it; ``leftover`` says what stays there to be cleaned up
+    when it returns (a dict such as {"uuid", "storage"}), or None."""
+
+    def __init__(self, message, host=None, leftover=None):
+        super().__init__(message)
+        self.host = host
+        self.leftover = leftover
+
+
+class NotOwner(Conflict):
+    """A task changed an instance that another task owns now (it was
+    superseded, or it ended): the change is refused."""
+
+
 class CommandFailed(DroverError):
     """A subprocess exited non-zero."""
 
@@ -33,3 +49,19 @@ class CommandFailed(DroverError):
         last = self.stderr.splitlines()[-1] if self.stderr else ""
         super().__init__(f"{self.argv[0]} failed (exit {returncode})"
                          + (f": {last}" if last else ""))
+
+
+def one_line(err, limit=500):
+    """The one line that tells what ``err`` (an exception or text) is: its
+    first non-blank line, or the exception's class name when it has no
+    message (``TimeoutError()``), cut to ``limit`` characters.  A libvirt
+    error's own message is used when it has one."""
+    text = str(err)
+    libvirt_message = getattr(err, "get_error_message", None)
+    if callable(libvirt_message):
+        text = libvirt_message() or text
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return (type(err).__name__ if isinstance(err, BaseException)
+            else "error")[:limit]

@@ -6,7 +6,7 @@ and is listed in ``_MODULES``.  ``list_opts`` feeds ``oslo-config-generator``
 """
 from oslo_config import cfg
 
-from agent.common.errors import InvalidInput
+from agent.common.errors import InvalidInput, one_line
 
 from agent.conf import (agent_opts, compute, controller, default, lab,
                         libvirt, migration, scheduler, ssh)
@@ -36,7 +36,7 @@ def load(argv=None, conf=CONF, default_config_files=None):
         conf(args=argv or [], project="drover",
              default_config_files=default_config_files)
     except cfg.Error as err:
-        raise InvalidInput(f"configuration: {str(err).splitlines()[0]}") \
+        raise InvalidInput(f"configuration: {one_line(err)}") \
             from None
     for group, opts in list_opts():
         section = conf if group == "DEFAULT" else conf[group]
@@ -44,7 +44,7 @@ def load(argv=None, conf=CONF, default_config_files=None):
             try:
                 section[opt.dest]
             except cfg.Error as err:
-                why = str(err).splitlines()[0].rpartition("is not valid: ")[2]
+                why = one_line(err).rpartition("is not valid: ")[2]
                 raise InvalidInput(f"configuration: [{group}] {opt.dest}: "
                                    f"{why}") from None
     return conf

@@ -20,7 +20,7 @@ import threading
 import time
 
 from agent.common import process
-from agent.common.errors import DroverError, NotFound
+from agent.common.errors import DroverError, NotFound, one_line
 from agent.conf import CONF
 from agent.host import instances
 from agent.hypervisor import disk, domains, validate
@@ -66,8 +66,7 @@ class CopyJob:
             self.state = "done"
         except Exception as err:       # reported through status()
             LOG.warning("copy %s failed: %s", self.key, err)
-            self.error = str(err).splitlines()[0] if str(err) else \
-                type(err).__name__
+            self.error = one_line(err)
             self.kind = type(err).__name__
             self.state = "failed"
         self.finished_at = time.monotonic()

@@ -10,7 +10,8 @@ import time
 
 import libvirt
 
-from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
+from agent.common.errors import (Conflict, DroverError, InvalidInput,
+                                 NotFound, one_line)
 from agent.conf import CONF
 from agent.hypervisor import validate
 
@@ -125,7 +126,7 @@ def _define(c, xml):
         code = err.get_error_code()
         if code == libvirt.VIR_ERR_OPERATION_FAILED and \
                 "already exists" in (err.get_error_message() or ""):
-            raise Conflict(_first_line(err)) from None
+            raise Conflict(one_line(err)) from None
         if code in (libvirt.VIR_ERR_XML_ERROR,
                     libvirt.VIR_ERR_XML_INVALID_SCHEMA,
                     libvirt.VIR_ERR_XML_DETAIL):
@@ -147,7 +148,7 @@ def _start(c, uuid):
                 and _is_active(dom):
             return False
         raise DroverError(f"cannot start domain {uuid}: "
-                          + _first_line(err)) from None
+                          + one_line(err)) from None
     return True
 
 
@@ -231,7 +232,7 @@ def _destroy(dom):
                                     libvirt.VIR_ERR_NO_DOMAIN):
             return False
         raise DroverError(f"cannot destroy domain {dom.UUIDString()}: "
-                          + _first_line(err)) from None
+                          + one_line(err)) from None
     return True
 
 
@@ -254,7 +255,3 @@ def _still_there(fn):
             return False
         raise
     return True
-
-
-def _first_line(err):
-    return (err.get_error_message() or str(err)).splitlines()[0]

@@ -17,7 +17,7 @@ import time
 
 import libvirt
 
-from agent.common.errors import Conflict, InvalidInput, NotFound
+from agent.common.errors import Conflict, InvalidInput, NotFound, one_line
 from agent.conf import CONF
 from agent.host.migration import policy
 from agent.hypervisor import domains, validate
@@ -174,7 +174,7 @@ class MigrationJob:
                     self._slots.release()
         except Exception as err:
             LOG.exception("migration job of %s failed", self.instance_uuid)
-            self._finish(FAILED, _one_line(err))
+            self._finish(FAILED, one_line(err))
         finally:
             self._done.set()
 
@@ -207,10 +207,10 @@ class MigrationJob:
         try:
             dom.migrateToURI3(self.dest_uri, self.params, self.flags)
         except libvirt.libvirtError as err:
-            self._error = _one_line(err)
+            self._error = one_line(err)
         except Exception as err:
             LOG.exception("migrateToURI3 of %s", self.instance_uuid)
-            self._error = _one_line(err)
+            self._error = one_line(err)
         finally:
             self._migrated.set()
 
@@ -242,7 +242,7 @@ class MigrationJob:
                 self._set(paused=True)
         except libvirt.libvirtError as err:
             LOG.warning("migration of %s: %s failed: %s", self.instance_uuid,
-                        action.kind, _one_line(err))
+                        action.kind, one_line(err))
             return
         if action.kind != policy.NOTHING:
             LOG.info("migration of %s: %s %s", self.instance_uuid,
@@ -382,7 +382,7 @@ def _job_stats(dom):
     try:
         return dom.jobStats(0)
     except libvirt.libvirtError as err:
-        LOG.debug("jobStats: %s", _one_line(err))
+        LOG.debug("jobStats: %s", one_line(err))
         return {}
 
 
@@ -398,7 +398,7 @@ def _completed_stats(dom, dest_uri, instance_uuid):
         dest = libvirt.open(dest_uri)
     except libvirt.libvirtError as err:
         LOG.debug("no completed job stats from %s: %s", dest_uri,
-                  _one_line(err))
+                  one_line(err))
         return {}
     try:
         stats = dest.lookupByUUIDString(instance_uuid).jobStats(flags)
@@ -406,7 +406,7 @@ def _completed_stats(dom, dest_uri, instance_uuid):
             return stats
     except libvirt.libvirtError as err:
         LOG.debug("no completed job stats from %s: %s", dest_uri,
-                  _one_line(err))
+                  one_line(err))
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             dest.close()
@@ -420,11 +420,4 @@ def _resume_if_paused(dom):
             dom.resume()
     except libvirt.libvirtError as err:
         LOG.warning("cannot resume %s after a failed migration: %s",
-                    dom.UUIDString(), _one_line(err))
-
-
-def _one_line(err):
-    text = err.get_error_message() if isinstance(
-        err, libvirt.libvirtError) else None
-    text = (text or str(err) or type(err).__name__).strip()
-    return text.splitlines()[0]
+                    dom.UUIDString(), one_line(err))
