@@ -99,8 +99,10 @@ def status(vm_state, task_state=None):
     return by_task.get(task_state, by_task[None])
 
 
-# Which operation may start from which state.
+# Which operation may start from which state: the rules themselves are
+# rows of the operations table (agent.controller.ops.OPERATIONS).
 ANY = None     # task_states value: any task_state is accepted
+IDLE = frozenset({None})
 
 
 @dataclass(frozen=True)
@@ -110,52 +112,23 @@ class Rule:
     task_state: str | None           # task_state set when it starts
 
 
-_IDLE = frozenset({None})
-OPERATIONS = {
-    "start": Rule(frozenset({STOPPED}), _IDLE, POWERING_ON),
-    "stop": Rule(frozenset({ACTIVE, RESCUED, ERROR}), _IDLE, POWERING_OFF),
-    "reboot": Rule(frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, RESCUED,
-                              ERROR}), _IDLE, REBOOTING_HARD),
-    "migrate": Rule(frozenset({ACTIVE, STOPPED}), _IDLE, RESIZE_PREP),
-    "resize": Rule(frozenset({ACTIVE, STOPPED}), _IDLE, RESIZE_PREP),
-    "resize-confirm": Rule(frozenset({RESIZED}), _IDLE, RESIZE_CONFIRMING),
-    "resize-revert": Rule(frozenset({RESIZED}), _IDLE, RESIZE_REVERTING),
-    "live-migrate": Rule(frozenset({ACTIVE, PAUSED}), _IDLE, MIGRATING),
-    "rescue": Rule(frozenset({ACTIVE, STOPPED, ERROR}), _IDLE, RESCUING),
-    "unrescue": Rule(frozenset({RESCUED}), _IDLE, UNRESCUING),
-    # Evacuation rescues instances of a dead host whatever they were doing.
-    "evacuate": Rule(frozenset({ACTIVE, STOPPED, ERROR}), ANY, REBUILDING),
-    "rebuild": Rule(frozenset({ACTIVE, STOPPED, ERROR}), _IDLE, REBUILDING),
-    "delete": Rule(VM_STATES - {DELETED}, ANY, DELETING),
-}
-
-
-def can_start(operation, vm_state, task_state):
-    """True if ``operation`` may start on an instance in these states."""
-    rule = OPERATIONS[operation]
+def can_start(rule, vm_state, task_state):
+    """True if an operation with ``rule`` may start in these states."""
     return vm_state in rule.vm_states and (
         rule.task_states is ANY or task_state in rule.task_states)
 
 
-def check_can_start(operation, instance, vm_state, task_state):
-    """Raise Conflict (one line, Nova's wording) unless ``operation`` may
-    start; ``instance`` names the instance in the message."""
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}")
-    if can_start(operation, vm_state, task_state):
+def check_rule(operation, rule, instance, vm_state, task_state):
+    """Raise Conflict (one line, Nova's wording) unless ``operation`` (its
+    name) with ``rule`` may start; ``instance`` names the instance."""
+    if can_start(rule, vm_state, task_state):
         return
-    rule = OPERATIONS[operation]
     if vm_state not in rule.vm_states:
         where = f"vm_state {vm_state}"
     else:
         where = f"task_state {task_state}"
     raise Conflict(f"Cannot '{operation}' instance {instance} while it is "
                    f"in {where}")
-
-
-def task_state_for(operation):
-    """The task_state an instance takes when ``operation`` starts."""
-    return OPERATIONS[operation].task_state
 
 
 # Migration records.

@@ -300,16 +300,53 @@ def test_update_instance_compares_and_sets(catalog):
         catalog.update_instance(inst["uuid"], name="x")
 
 
-def test_start_operation_checks_state_atomically(catalog):
+def test_admit_task_checks_state_and_takes_ownership(catalog):
+    from agent.controller.ops import OPERATIONS
+    live, migrate = OPERATIONS["live-migrate"], OPERATIONS["migrate"]
     inst = catalog.create_instance("vm1", "small", "cirros")
     catalog.update_instance(inst["uuid"], vm_state=states.ACTIVE,
                             task_state=None)
-    got = catalog.start_operation("vm1", "live-migrate")
+    building = catalog.create_instance("vm2", "small", "cirros")
+    with pytest.raises(Conflict, match="Cannot 'migrate' instance vm2 while "
+                                       "it is in vm_state building"):
+        catalog.admit_task("cold_migrate", {}, building["uuid"],
+                           rule=migrate.rule, operation="migrate")
+    assert catalog.list_tasks() == []       # nothing recorded
+    got, tid = catalog.admit_task("live_migrate", {"uuid": inst["uuid"]},
+                                  inst["uuid"], rule=live.rule,
+                                  action="live-migrate",
+                                  operation="live-migrate")
     assert got["task_state"] == states.MIGRATING
-    assert got["status"] == "MIGRATING"
-    with pytest.raises(Conflict, match="Cannot 'migrate' instance vm1 while "
-                                       "it is in task_state migrating"):
-        catalog.start_operation("vm1", "migrate")
+    assert got["status"] == "MIGRATING" and got["task_id"] == tid
+    assert catalog.task_get(tid)["params"]["action_id"]
+    with pytest.raises(Conflict, match="busy"):
+        catalog.admit_task("cold_migrate", {}, inst["uuid"],
+                           rule=migrate.rule, operation="migrate")
+
+
+def test_only_the_owning_task_may_change_its_instance(catalog):
+    from agent.common.errors import NotOwner
+    inst = catalog.create_instance("vm1", "small", "cirros")
+    _, first = catalog.admit_task("boot", {}, inst["uuid"])
+    catalog.update_instance(inst["uuid"], owner=first, host="h1")
+    _, second = catalog.admit_task("evacuate", {}, inst["uuid"],
+                                   supersede=True)
+    assert catalog.task_get(first)["superseded_by"] == second
+    with pytest.raises(NotOwner):       # the stale task writes nothing
+        catalog.update_instance(inst["uuid"], owner=first, host="h9")
+    catalog.update_instance(inst["uuid"], owner=second, host="h2")
+    assert catalog.get_instance("vm1")["host"] == "h2"
+    catalog.task_finish(first, "superseded")
+    assert catalog.get_instance("vm1")["task_id"] == second
+
+
+def test_an_ended_task_never_leaves_its_instance_busy(catalog):
+    inst = catalog.create_instance("vm1", "small", "cirros")
+    _, tid = catalog.admit_task("boot", {}, inst["uuid"])
+    catalog.task_finish(tid, "failed", "TimeoutError")
+    after = catalog.get_instance("vm1")
+    assert after["task_id"] is None and after["task_state"] is None
+    catalog.admit_task("boot", {}, inst["uuid"])        # free again
 
 
 # migrations, actions

@@ -54,7 +54,8 @@ def test_a_poll_asked_before_the_last_change_is_ignored(store, mocker):
 
 def test_instances_in_a_task_are_left_to_it(store, mocker):
     inst = _active(store)
-    store.start_operation(inst["uuid"], "stop")
+    from agent.controller.ops import OPERATIONS
+    store.admit_task("stop", {}, inst["uuid"], rule=OPERATIONS["stop"].rule)
     after = _poll(store, mocker, inst, "shutoff", "2999-01-01T00:00:00Z")
     assert after["vm_state"] == states.ACTIVE
     assert after["task_state"] == states.POWERING_OFF

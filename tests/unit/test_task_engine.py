@@ -1,6 +1,7 @@
 """The task engine: steps in order, undo in reverse, resume after restart."""
 import pytest
 
+from agent.common.errors import Conflict, HostGone, NotOwner
 from agent.controller.tasks.engine import TaskEngine
 from agent.controller.tasks.workflow import Step, Workflow
 
@@ -10,6 +11,7 @@ class MemoryLog:
 
     def __init__(self):
         self.tasks, self.steps = {}, {}
+        self.leftovers = []
 
     def task_create(self, kind, params, instance_uuid=None):
         tid = len(self.tasks) + 1
@@ -52,6 +54,15 @@ class MemoryLog:
 
     def task_progress(self, tid, message):
         self.tasks[tid]["progress"] = message
+
+    def task_request_cancel(self, tid):
+        self.tasks[tid]["cancel_requested"] = True
+
+    def step_skipped(self, tid, name, data):
+        self._step(tid, name).update(state="skipped", data=data)
+
+    def record_leftover(self, tid, host, leftover, reason):
+        self.leftovers.append((host, leftover))
 
 
 def make(calls, fail_at=None, resume="forward", crash_at=None):
@@ -148,3 +159,151 @@ def test_failed_undo_stops_and_is_reported():
 def test_duplicate_step_names_are_refused():
     with pytest.raises(ValueError):
         Workflow("x", [Step("a", None), Step("a", None)])
+
+
+# -- commit points, gone hosts, ownership, cancel ----------------------------
+
+def _flow(calls, steps, resume="forward"):
+    failures = []
+    return Workflow("demo", steps, resume=resume,
+                    on_failed=lambda ctx, err: failures.append(
+                        (str(err), ctx.committed))), failures
+
+
+def _do(calls, name, error=None):
+    def f(ctx):
+        calls.append(("do", name))
+        if error is not None:
+            raise error
+    return f
+
+
+def _undo(calls, name, error=None):
+    def f(ctx):
+        calls.append(("undo", name))
+        if error is not None:
+            raise error
+    return f
+
+
+def test_nothing_is_undone_after_a_commit_point():
+    log, calls = MemoryLog(), []
+    wf, failures = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", _do(calls, "b"), commit=True),
+        Step("c", _do(calls, "c", RuntimeError("c broke")))])
+    tid = engine(log, wf).run_sync("demo", {})
+    assert calls == [("do", "a"), ("do", "b"), ("do", "c")]
+    assert log.tasks[tid]["state"] == "failed"
+    assert "nothing undone" in log.tasks[tid]["error"]
+    assert failures == [("c broke", True)]
+
+
+def test_a_restart_past_the_commit_point_goes_forward_even_in_undo_mode():
+    log, calls = MemoryLog(), []
+    wf, _ = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", _do(calls, "b"), commit=True),
+        Step("c", _do(calls, "c", SystemExit("killed")))], resume="undo")
+    with pytest.raises(SystemExit):
+        engine(log, wf)._run_task(log.task_create("demo", {}))
+    calls.clear()
+    wf.steps[2] = Step("c", _do(calls, "c"))
+    engine(log, wf).run(1)
+    assert calls == [("do", "c")]
+    assert log.tasks[1]["state"] == "done"
+
+
+def test_a_commit_point_may_not_be_followed_by_an_undo():
+    with pytest.raises(ValueError, match="commit point"):
+        Workflow("x", [Step("a", None, commit=True),
+                       Step("b", None, lambda ctx: None)])
+
+
+def test_an_undo_on_a_gone_host_is_skipped_and_recorded():
+    log, calls = MemoryLog(), []
+    gone = HostGone("host h2 is down", host="h2",
+                    leftover={"uuid": "u", "storage": "local"})
+    wf, failures = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", _do(calls, "b"), _undo(calls, "b", gone)),
+        Step("c", _do(calls, "c", TimeoutError()))])
+    tid = engine(log, wf).run_sync("demo", {})
+    # b's undo was skipped, a's still ran.
+    assert calls[-2:] == [("undo", "b"), ("undo", "a")]
+    assert [st["state"] for st in log.steps[tid]] == \
+        ["undone", "skipped", "undone"]
+    assert log.leftovers == [("h2", {"uuid": "u", "storage": "local"})]
+    assert log.tasks[tid]["error"] == "TimeoutError"     # never empty
+
+
+def test_a_superseded_task_stops_and_undoes_nothing():
+    log, calls = MemoryLog(), []
+
+    def taken(ctx):
+        calls.append(("do", "b"))
+        log.tasks[ctx.task_id]["superseded_by"] = 99
+    wf, failures = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", taken, _undo(calls, "b")),
+        Step("c", _do(calls, "c"), _undo(calls, "c"))])
+    tid = engine(log, wf).run_sync("demo", {})
+    assert calls == [("do", "a"), ("do", "b")]
+    assert log.tasks[tid]["state"] == "superseded"
+    assert failures == []
+
+
+def test_a_refused_update_means_the_task_lost_its_instance():
+    log, calls = MemoryLog(), []
+    wf, failures = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", _do(calls, "b", NotOwner("owned by task 7")))])
+    tid = engine(log, wf).run_sync("demo", {})
+    assert calls == [("do", "a"), ("do", "b")]
+    assert log.tasks[tid]["state"] == "superseded"
+
+
+def test_cancel_undoes_but_not_past_the_commit_point():
+    log, calls = MemoryLog(), []
+    eng = None
+
+    def ask_cancel(ctx):
+        calls.append(("do", "a"))
+        eng.cancel(ctx.task_id)
+    wf, failures = _flow(calls, [
+        Step("a", ask_cancel, _undo(calls, "a")),
+        Step("b", _do(calls, "b"))])
+    eng = engine(log, wf)
+    tid = eng.run_sync("demo", {})
+    assert calls == [("do", "a"), ("undo", "a")]
+    assert log.tasks[tid]["state"] == "failed"
+    assert "cancelled" in log.tasks[tid]["error"]
+
+    with pytest.raises(Conflict, match="has ended"):
+        eng.cancel(tid)
+
+    refused = []
+
+    def too_late(ctx):
+        try:
+            eng2.cancel(ctx.task_id)
+        except Conflict as err:
+            refused.append(str(err))
+    wf2, _ = _flow(calls, [Step("a", _do(calls, "a"), commit=True),
+                           Step("b", too_late)])
+    eng2 = engine(log, wf2)
+    tid2 = eng2.run_sync("demo", {})
+    assert log.tasks[tid2]["state"] == "done"
+    assert "point of no return" in refused[0]
+
+
+def test_finished_tasks_are_forgotten():
+    log, calls = MemoryLog(), []
+    wf, _ = _flow(calls, [Step("a", _do(calls, "a"))])
+    eng = engine(log, wf)
+    ids = [eng.submit("demo", {}) for _ in range(20)]
+    for tid in ids:
+        eng.wait(tid)
+    eng.shutdown()
+    assert eng.in_flight() == []
+    assert all(log.tasks[t]["state"] == "done" for t in ids)

@@ -151,6 +151,14 @@ class AggregatesMixin:
             s.flush()
             return agg.as_dict()
 
+    def availability_zones(self):
+        """Every zone drover knows: the default zone and every zone an
+        aggregate names."""
+        with self.db.read() as s:
+            named = set(s.scalars(select(AggregateMetadata.value).where(
+                AggregateMetadata.key == AZ_KEY)))
+        return named | {CONF.scheduler.default_availability_zone}
+
     def host_availability_zone(self, host_name):
         """The zone host ``host_name`` is in."""
         with self.db.read() as s:

@@ -3,7 +3,7 @@ import uuid as uuidlib
 
 from sqlalchemy import exc, select
 
-from agent.common.errors import Conflict, DroverError, InvalidInput
+from agent.common.errors import Conflict, DroverError, InvalidInput, NotOwner
 from agent.conf import CONF
 from agent.controller import states
 from agent.controller.db import addresses, validate
@@ -113,15 +113,22 @@ class InstancesMixin:
         with self.db.read() as s:
             return [as_dict(i) for i in s.scalars(stmt)]
 
-    def update_instance(self, uuid, expected=None, **values):
+    def update_instance(self, uuid, expected=None, owner=None, **values):
         """Set ``values`` (columns in UPDATABLE) on a live instance, only
         if its current columns match ``expected`` ({column: value or tuple
-        of values}); else Conflict.  Returns the updated instance."""
+        of values}); else Conflict.  ``owner``: the id of the task making
+        the change, refused with NotOwner unless that task owns the
+        instance (its fencing token): a superseded or finished task can
+        never overwrite what the new owner wrote.  Returns the updated
+        instance."""
         unknown = set(values) - UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
         with self.db.write() as s:
             inst = get_instance(s, uuid)
+            if owner is not None and inst.task_id != owner:
+                raise NotOwner(f"instance {inst.name} is owned by task "
+                               f"{inst.task_id}, not by task {owner}")
             for key, want in (expected or {}).items():
                 have = getattr(inst, key)
                 ok = have in want if isinstance(want, tuple) else have == want
@@ -130,17 +137,6 @@ class InstancesMixin:
                                    f"expected {want}")
             for key, value in values.items():
                 setattr(inst, key, value)
-            s.flush()
-            return as_dict(inst)
-
-    def start_operation(self, name_or_uuid, operation):
-        """Check that ``operation`` may start (states.OPERATIONS) and set
-        the instance's task_state, atomically; Conflict if it may not."""
-        with self.db.write() as s:
-            inst = get_instance(s, name_or_uuid)
-            states.check_can_start(operation, inst.name, inst.vm_state,
-                                   inst.task_state)
-            inst.task_state = states.task_state_for(operation)
             s.flush()
             return as_dict(inst)
 

@@ -164,6 +164,9 @@ class Instance(Base):
     # Passed to the guest as SMBIOS OEM strings (drover.KEY=VALUE).
     guest_metadata: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # The task that owns the instance (a fencing token): see
+    # agent.controller.db.instances.update_instance.
+    task_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(
@@ -240,7 +243,9 @@ class Task(Base):
     instance_uuid: Mapped[str | None] = mapped_column(String(UUID),
                                                       index=True)
     params: Mapped[dict] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(8), default="running")
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,

@@ -1,13 +1,30 @@
 """Store methods: the task log the task engine writes
 (agent.controller.tasks.engine): tasks and their steps, so that a
-restarted controller resumes or undoes what was in flight."""
+restarted controller resumes or undoes what was in flight.
+
+Ownership: a task made by ``admit_task`` owns its instance
+(``instances.task_id``) until it ends; ``update_instance(owner=...)``
+refuses changes from any other task.  A task may be superseded by a new
+one (evacuation of an instance whose move was in flight on a host that
+died): the instance passes to the new task at once, in the same
+transaction, and the old one can no longer change it.
+"""
+import logging
+
 from sqlalchemy import select
 
-from agent.controller.db.models import Task, TaskStep, utcnow
+from agent.common.errors import Conflict
+from agent.controller import states
+from agent.controller.db.instances import as_dict, get_instance
+from agent.controller.db.models import (Instance, InstanceAction, Task,
+                                        TaskStep, utcnow)
 from agent.controller.db.session import one
 
+LOG = logging.getLogger(__name__)
+
 UNFINISHED = ("running", "undoing")
-TASK_STATES = ("running", "undoing", "done", "failed")
+ENDED = ("done", "failed", "superseded")
+TASK_STATES = UNFINISHED + ENDED
 
 
 def _task(s, task_id):
@@ -29,6 +46,58 @@ class TasksMixin:
             s.flush()
             return task.id
 
+    def admit_task(self, kind, params, instance_uuid, rule=None,
+                   action=None, request_id=None, supersede=False,
+                   operation=None):
+        """Start ``kind`` on an instance, atomically: the instance must be
+        free (no task owns it) unless ``supersede``, ``rule`` (a
+        states.Rule, or None) must allow its states; then its task_state
+        is set, the instance action recorded (``action``: its name, e.g.
+        "migrate"; ``operation`` names it in refusals; the action's id
+        goes into the task's params as ``action_id``), the task created,
+        and the task made the instance's owner.  Returns (instance, task
+        id).  Conflict (one line) if the instance is busy or in the wrong
+        state."""
+        with self.db.write() as s:
+            inst = get_instance(s, instance_uuid)
+            old = inst.task_id
+            if old is not None and not supersede:
+                busy = s.get(Task, old)
+                what = busy.kind if busy is not None else "a task"
+                raise Conflict(f"instance {inst.name} is busy ({what} in "
+                               "progress); try again when it ends")
+            if rule is not None:
+                states.check_rule(operation or kind, rule, inst.name,
+                                  inst.vm_state, inst.task_state)
+                inst.task_state = rule.task_state
+            params = dict(params)
+            if action is not None:
+                act = InstanceAction(instance_uuid=inst.uuid, action=action,
+                                     request_id=request_id)
+                s.add(act)
+                s.flush()
+                params["action_id"] = act.id
+            task = Task(kind=kind, params=params, instance_uuid=inst.uuid)
+            s.add(task)
+            s.flush()
+            if old is not None:
+                prev = s.get(Task, old)
+                if prev is not None and prev.state in UNFINISHED:
+                    prev.superseded_by = task.id
+            inst.task_id = task.id
+            s.flush()
+            return as_dict(inst), task.id
+
+    def task_request_cancel(self, task_id):
+        """Ask a running task to stop (the engine undoes what it did, unless
+        it is past its commit point)."""
+        with self.db.write() as s:
+            task = _task(s, task_id)
+            if task.state not in UNFINISHED:
+                raise Conflict(f"task {task_id} has ended ({task.state})")
+            task.cancel_requested = True
+            return task.as_dict()
+
     def task_get(self, task_id):
         with self.db.read() as s:
             return _task(s, task_id).as_dict()
@@ -49,12 +118,27 @@ class TasksMixin:
             return [t.as_dict() for t in s.scalars(stmt)]
 
     def task_finish(self, task_id, state, error=None):
-        """Set the task's state (running|undoing|done|failed) and error."""
+        """Set the task's state (running|undoing|done|failed|superseded)
+        and error.  A task that ends gives its instance up; if it left a
+        task_state behind (a failure hook that failed), that is cleared
+        too, so an instance is never stuck busy."""
         if state not in TASK_STATES:
             raise ValueError(f"unknown task state {state}")
         with self.db.write() as s:
             task = _task(s, task_id)
             task.state, task.error = state, error
+            if state not in ENDED or task.instance_uuid is None:
+                return
+            for inst in s.scalars(select(Instance).where(
+                    Instance.uuid == task.instance_uuid,
+                    Instance.task_id == task_id)):
+                inst.task_id = None
+                if inst.task_state is not None and \
+                        inst.vm_state != states.DELETED:
+                    LOG.warning("task %s (%s) ended leaving %s in "
+                                "task_state %s: cleared", task_id,
+                                task.kind, inst.name, inst.task_state)
+                    inst.task_state = None
 
     def task_progress(self, task_id, message):
         with self.db.write() as s:
@@ -89,6 +173,11 @@ class TasksMixin:
 
     def step_undone(self, task_id, name):
         self._end_step(task_id, name, state="undone")
+
+    def step_skipped(self, task_id, name, data):
+        """An undo not run because its host was gone; ``data`` says what
+        it left there."""
+        self._end_step(task_id, name, state="skipped", data=data)
 
     def _end_step(self, task_id, name, **values):
         with self.db.write() as s:

@@ -43,9 +43,24 @@ class ActionTaskLog:
         self.store.step_failed(task_id, name, error)
         self._finish_event(task_id, name, "Error", error)
 
+    def step_skipped(self, task_id, name, data):
+        self.store.step_skipped(task_id, name, data)
+        self._finish_event(task_id, name, "Skipped",
+                           (data or {}).get("reason"))
+
+    def record_leftover(self, task_id, host, leftover, reason):
+        """What an undo could not remove from a gone host: an event now,
+        and a clean-up for when the host returns."""
+        action_id, kind = self._action(task_id)
+        if action_id is not None:
+            ev = self.store.start_event(action_id, f"{kind}_left_on_host")
+            self.store.finish_event(ev["id"], "Skipped",
+                                    f"left on {host} ({reason}): {leftover}")
+        self.store.add_host_cleanup(host, leftover, reason)
+
     def task_finish(self, task_id, state, error=None):
         self.store.task_finish(task_id, state, error)
-        if state in ("done", "failed"):
+        if state in ("done", "failed", "superseded"):
             action_id, _ = self._action(task_id)
             if action_id is not None:
                 self.store.finish_action(action_id, error)

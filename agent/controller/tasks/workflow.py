@@ -12,9 +12,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Step:
+    """``commit``: once this step is done the task only goes forward (see
+    agent.controller.tasks.engine)."""
     name: str
     do: Callable[["Context"], dict | None]
     undo: Callable[["Context"], None] | None = None
+    commit: bool = False
 
 
 @dataclass
@@ -31,6 +34,11 @@ class Workflow:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {self.kind}")
+        for i, step in enumerate(self.steps):
+            if step.commit and any(s.undo for s in self.steps[i + 1:]):
+                # After the point of no return nothing is ever undone.
+                raise ValueError(f"{self.kind}: step {step.name} is a commit "
+                                 "point, so no later step may have an undo")
 
 
 @dataclass
@@ -42,6 +50,8 @@ class Context:
     services: Any
     data: dict = field(default_factory=dict)
     progress: Callable[[str], None] = lambda message: None
+    # Set when the task failed past its commit point (nothing undone).
+    committed: bool = False
 
     def __getitem__(self, key):
         if key in self.data:
