@@ -6,6 +6,8 @@ from agent.cli import output
 from agent.cli.client import connect
 from agent.common.errors import DroverError, InvalidInput
 
+ENDED = ("done", "failed", "superseded")
+
 
 def subcommand(subparsers, name, func, help, formatted=False):
     """Add a sub-command whose ``func(client, args)`` returns what to print:
@@ -63,10 +65,21 @@ def wait_task(client, task_id, what, raise_on_failure=True):
             print(f"{what}: {progress}\033[K" if tty else
                   f"{what}: {progress}", end=end, file=sys.stderr)
         last = progress
-        if task["state"] not in ("done", "failed"):
+        if task["state"] not in ENDED:
             continue
         if tty and last:
             print(file=sys.stderr)
-        if task["state"] == "failed" and raise_on_failure:
-            raise DroverError(f"{what} failed: {task.get('error')}")
+        if task["state"] != "done" and raise_on_failure:
+            raise DroverError(f"{what} {task['state']}: {task.get('error')}")
         return task
+
+
+def finish(c, a, result, what):
+    """Follow a server's task when --wait was given, then show the
+    server."""
+    if getattr(a, "wait", False) and result.get("task_id"):
+        wait_task(c, result["task_id"], what)
+        if what.startswith("delete"):
+            return None
+        return c.call("server.show", name=result.get("name", a.name))
+    return result

@@ -5,8 +5,7 @@ Registered into the ``server`` and ``host`` verbs by agent.cli.server and
 agent.cli.host."""
 import argparse
 
-from agent.cli.common import subcommand
-from agent.cli.server import _finish
+from agent.cli.common import finish, subcommand
 from agent.common.errors import InvalidInput
 
 MIGRATION_COLUMNS = ["Id", "Type", "Source Host", "Dest Host", "Status",
@@ -17,14 +16,14 @@ DRAIN_COLUMNS = ["Server", "Result", "Destination", "Reason"]
 def _migrate(c, a):
     result = c.call("server.migrate", name=a.name, host=a.host,
                     live=a.live_migration, block=a.block_migration)
-    return _finish(c, a, result, f"migrate {a.name}")
+    return finish(c, a, result, f"migrate {a.name}")
 
 
 def _resize(c, a):
     """``resize NAME --flavor F`` or ``resize confirm|revert NAME``."""
     if a.target in ("confirm", "revert") and a.name:
         method = f"server.resize_{a.target}"
-        return _finish(c, a, c.call(method, name=a.name),
+        return finish(c, a, c.call(method, name=a.name),
                        f"resize {a.target} {a.name}")
     if a.name:
         raise InvalidInput("usage: server resize NAME --flavor FLAVOR | "
@@ -32,7 +31,7 @@ def _resize(c, a):
     if not a.flavor:
         raise InvalidInput("server resize needs --flavor")
     a.name = a.target
-    return _finish(c, a, c.call("server.resize", name=a.target,
+    return finish(c, a, c.call("server.resize", name=a.target,
                                 flavor=a.flavor), f"resize {a.target}")
 
 

@@ -1,22 +1,12 @@
 """drover server create|list|show|delete|stop|start|reboot, server event
 list, server console log"""
-from agent.cli.common import parse_properties, subcommand, wait_task
+from agent.cli.common import finish, parse_properties, subcommand
 
 LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Networks", "Flavor",
                 "Image"]
 EVENT_COLUMNS = ["Request ID", "Action", "Start Time", "Finish Time",
                  "Result", "Message"]
 DRY_RUN_COLUMNS = ["Host", "Result", "Weight", "Filter", "Reason"]
-
-
-def _finish(c, a, result, what):
-    """Follow the task when --wait was given, then show the server."""
-    if getattr(a, "wait", False) and result.get("task_id"):
-        wait_task(c, result["task_id"], what)
-        if what.startswith("delete"):
-            return None
-        return c.call("server.show", name=result.get("name", a.name))
-    return result
 
 
 def _create(c, a):
@@ -26,14 +16,14 @@ def _create(c, a):
     if a.dry_run:
         return (c.call("server.create", dry_run=True, **params),
                 DRY_RUN_COLUMNS)
-    return _finish(c, a, c.call("server.create", **params),
+    return finish(c, a, c.call("server.create", **params),
                    f"create {a.name}")
 
 
 def _action(method, what):
     def run(c, a):
         extra = {"hard": a.hard} if hasattr(a, "hard") else {}
-        return _finish(c, a, c.call(method, name=a.name, **extra),
+        return finish(c, a, c.call(method, name=a.name, **extra),
                        f"{what} {a.name}")
     return run
 

@@ -15,6 +15,7 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.conf import CONF
 from agent.controller import api, periodic
+from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
 from agent.controller.ops import WORKFLOWS
@@ -31,6 +32,7 @@ class Services:
     store: Store
     hosts: HostManager
     engine: TaskEngine = None
+    admission: Admission = None
 
 
 def build():
@@ -38,6 +40,7 @@ def build():
     store = Store(CONF.controller.database_url)
     svc = Services(store=store, hosts=HostManager(store))
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
+    svc.admission = Admission(svc)
     return svc
 
 

@@ -14,13 +14,11 @@ import threading
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import states
-from agent.controller.api.servers import _operation
 from agent.controller.db.models import utcnow
 
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0
 MOVE_TYPES = ("migration", "resize")
-confirm = _operation("resize-confirm", "resize_confirm")
 
 
 def _time(value):
@@ -50,7 +48,7 @@ def auto_confirm(svc, now=None):
             if inst["vm_state"] != states.RESIZED or inst["task_state"]:
                 continue
             LOG.info("auto-confirming the move of %s", inst["name"])
-            confirm(svc, inst["uuid"])
+            svc.admission.submit("resize-confirm", inst["uuid"])
         except (Conflict, NotFound) as err:
             LOG.info("auto-confirm of migration %s: %s", mig["id"], err)
 

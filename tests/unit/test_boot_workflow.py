@@ -6,6 +6,7 @@ import pytest
 
 from agent.common.errors import DroverError
 from agent.controller import states
+from agent.controller.admission import Admission
 from agent.controller.daemon import Services
 from agent.controller.db import Store, upgrade
 from agent.controller.ops import WORKFLOWS
@@ -46,16 +47,14 @@ def svc(tmp_path):
                        checksum="x")
     s = Services(store=store, hosts=FakeAgents(store))
     s.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, s)
+    s.admission = Admission(s)
     yield s
     store.close()
 
 
 def boot(svc, name="vm", **params):
-    inst = svc.store.create_instance(name, "small", "img")
-    act = svc.store.start_action(inst["uuid"], "create")
-    tid = svc.engine.run_sync("boot", {"uuid": inst["uuid"],
-                                       "action_id": act["id"], **params},
-                              instance_uuid=inst["uuid"])
+    inst, tid = svc.admission.create(name, "small", "img", **params)
+    svc.engine.wait(tid)
     return svc.store.get_instance(inst["uuid"]), svc.store.task_get(tid)
 
 
@@ -112,9 +111,8 @@ def test_no_valid_host_leaves_error_with_reasons(svc):
 
 def test_delete_releases_everything(svc):
     inst, _ = boot(svc)
-    svc.store.start_operation(inst["uuid"], "delete")
-    svc.engine.run_sync("delete", {"uuid": inst["uuid"]},
-                        instance_uuid=inst["uuid"])
+    _, tid = svc.admission.submit("delete", inst["uuid"])
+    svc.engine.wait(tid)
     assert [m for _, m in svc.hosts.calls][-3:] == [
         "instance.destroy", "instance.undefine", "instance.cleanup"]
     assert svc.store.list_allocations(consumer=inst["uuid"]) == []

@@ -10,7 +10,7 @@ from agent.conf import CONF
 from agent.controller import periodic, states
 from agent.controller.db import Store, upgrade
 from agent.controller.ops import cold_migrate as cm
-from agent.controller.ops import resize_confirm
+from agent.controller.ops import resize_confirm, steps
 from agent.controller.tasks.engine import TaskEngine
 
 SMALL = {"id": 1, "name": "s", "vcpus": 1, "ram_mb": 256, "disk_gb": 1}
@@ -134,23 +134,29 @@ class FakeAgents:
                 }.get(method, {})
 
 
-def _run(store, agents, kind, params, mocker):
+def _run(store, agents, operation, params, mocker):
+    """``operation`` admitted and run to its end; its task."""
+    from agent.controller.admission import Admission
     from agent.controller.ops import WORKFLOWS
     from agent.controller.tasks.actionlog import ActionTaskLog
-    mocker.patch.object(cm.images, "ensure_on_host", return_value="/img")
+    mocker.patch.object(steps.images, "ensure_on_host", return_value="/img")
     svc = types.SimpleNamespace(store=store, hosts=agents)
-    engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc, max_workers=1)
+    svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc,
+                            max_workers=1)
+    svc.admission = Admission(svc)
+    params = dict(params)
     try:
-        return store.task_get(engine.run_sync(kind, params,
-                                              params["uuid"]))
+        _, tid = svc.admission.submit(operation, params.pop("uuid"),
+                                      **params)
+        svc.engine.wait(tid)
+        return store.task_get(tid)
     finally:
-        engine.shutdown()
+        svc.engine.shutdown()
 
 
 def test_resize_ends_in_verify_resize_with_the_claim_on_the_dest(store,
                                                                  mocker):
     inst = _placed(store)
-    store.start_operation(inst["uuid"], "resize")
     agents = FakeAgents()
     task = _run(store, agents, "resize", {"uuid": inst["uuid"],
                                           "flavor": "b"}, mocker)
@@ -166,8 +172,7 @@ def test_resize_ends_in_verify_resize_with_the_claim_on_the_dest(store,
     assert ("h1", "move.copy_start") in agents.calls
     assert ("h2", "instance.start") in agents.calls
 
-    store.start_operation(inst["uuid"], "resize-revert")
-    task = _run(store, agents, "resize_revert", {"uuid": inst["uuid"]},
+    task = _run(store, agents, "resize-revert", {"uuid": inst["uuid"]},
                 mocker)
     assert task["state"] == "done", task
     back = store.get_instance(inst["uuid"])
@@ -180,10 +185,9 @@ def test_resize_ends_in_verify_resize_with_the_claim_on_the_dest(store,
 
 def test_failed_define_undoes_back_to_the_source(store, mocker):
     inst = _placed(store)
-    store.start_operation(inst["uuid"], "migrate")
     agents = FakeAgents(fail={"h2 instance.define":
                               DroverError("domain already exists")})
-    task = _run(store, agents, "cold_migrate", {"uuid": inst["uuid"]},
+    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]},
                 mocker)
     assert task["state"] == "failed"
     after = store.get_instance(inst["uuid"])
@@ -199,11 +203,10 @@ def test_failed_define_undoes_back_to_the_source(store, mocker):
 
 def test_unreachable_destination_leaves_a_recorded_leftover(store, mocker):
     inst = _placed(store)
-    store.start_operation(inst["uuid"], "migrate")
     down = DroverError("host h2 is unreachable")
     agents = FakeAgents(fail={"h2 move.finish_disk": down,
                               "h2 instance.cleanup": down})
-    task = _run(store, agents, "cold_migrate", {"uuid": inst["uuid"]},
+    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]},
                 mocker)
     assert task["state"] == "failed"
     assert store.get_instance(inst["uuid"])["status"] == "ACTIVE"
@@ -219,14 +222,10 @@ def test_unreachable_destination_leaves_a_recorded_leftover(store, mocker):
 
 def test_failed_undo_leaves_error_with_an_event(store, mocker):
     inst = _placed(store)
-    store.start_operation(inst["uuid"], "migrate")
-    act = store.start_action(inst["uuid"], "migrate")
     agents = FakeAgents(fail={"h2 move.finish_disk": DroverError("boom"),
                               "h1 move.restore": DroverError("disk gone")},
                         probe_seen=True)
-    task = _run(store, agents, "cold_migrate",
-                {"uuid": inst["uuid"], "action_id": act["id"],
-                 "action": "migrate"}, mocker)
+    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]}, mocker)
     assert task["state"] == "failed"
     assert store.get_instance(inst["uuid"])["status"] == "ERROR"
     events = store.list_actions(inst["uuid"])[0]["events"]
@@ -238,7 +237,6 @@ def test_same_host_resize_allowed_by_option(store, mocker):
     CONF.set_override("allow_resize_to_same_host", True, "compute")
     try:
         inst = _placed(store)
-        store.start_operation(inst["uuid"], "resize")
         mocker.patch.object(cm.placement, "place", return_value="h1")
         task = _run(store, FakeAgents(probe_seen=True), "resize",
                     {"uuid": inst["uuid"], "flavor": "b"}, mocker)
@@ -253,16 +251,18 @@ def test_auto_confirm_confirms_only_due_resized_instances(store, mocker):
     mig = store.create_migration(inst["uuid"], "migration", "h1", "h2",
                                  status=states.MIG_FINISHED)
     store.update_instance(inst["uuid"], vm_state=states.RESIZED)
-    confirm = mocker.patch.object(periodic, "confirm")
-    svc = types.SimpleNamespace(store=store, hosts=FakeAgents())
+    admission = mocker.Mock()
+    svc = types.SimpleNamespace(store=store, hosts=FakeAgents(),
+                                admission=admission)
     CONF.set_override("resize_confirm_window", 60, "compute")
     try:
         soon = periodic._time(mig["updated_at"]) + \
             datetime.timedelta(seconds=59)
         periodic.auto_confirm(svc, now=soon)
-        confirm.assert_not_called()
+        admission.submit.assert_not_called()
         periodic.auto_confirm(svc, now=soon + datetime.timedelta(seconds=1))
-        confirm.assert_called_once_with(svc, inst["uuid"])
+        admission.submit.assert_called_once_with("resize-confirm",
+                                                 inst["uuid"])
     finally:
         CONF.clear_override("resize_confirm_window", "compute")
 
@@ -271,15 +271,12 @@ def test_delete_in_verify_resize_confirms_first(store, mocker):
     """Nothing is left on the source: its domain and <uuid>_resize go, and
     every claim (source and destination) is released."""
     inst = _placed(store)
-    store.start_operation(inst["uuid"], "resize")
     agents = FakeAgents()
     _run(store, agents, "resize", {"uuid": inst["uuid"], "flavor": "b"},
          mocker)
     assert store.get_instance(inst["uuid"])["status"] == "VERIFY_RESIZE"
     agents.calls.clear()
-    store.start_operation(inst["uuid"], "delete")
-    task = _run(store, agents, "delete", {"uuid": inst["uuid"],
-                                          "confirm_resize": True}, mocker)
+    task = _run(store, agents, "delete", {"uuid": inst["uuid"]}, mocker)
     assert task["state"] == "done", task
     assert agents.calls == [
         ("h1", "instance.destroy"), ("h1", "instance.undefine"),

@@ -1,33 +1,11 @@
-"""API: live migration, its abort and force-complete, host drain.
+"""API: live migration's abort and force-complete, host drain.
 
-``start`` refuses at once (exit 2) what the pre-checks can tell before
-the task runs: an instance that is not running or paused, a destination
-that is the source, down, disabled or incompatible, block migration on
-shared storage and shared-storage migration without shared storage (the
-probe between the two hosts when the destination is given).
+Starting a live migration is ``server.migrate --live-migration``
+(agent.controller.api.migrations); its up-front refusals are the
+operation's precheck (agent.controller.ops.live_migrate.precheck).
 """
 from agent.common.errors import Conflict, InvalidInput
-from agent.controller import live_checks
-from agent.controller.api.servers import _not_busy, _operation
-from agent.controller.ops import common, drain, live_migrate
-from agent.controller.ops.live_migrate import KIND
-
-
-def start(svc, name, host=None, block=None):
-    inst = svc.store.get_instance(name)
-    _not_busy(svc, inst)
-    live_checks.check_instance(inst)
-    shared = None
-    if host is not None:
-        source = svc.store.get_host(inst["host"])
-        live_checks.check_hosts(source, svc.store.get_host(host))
-        shared = common.shared_storage(svc.hosts, source["name"], host,
-                                       inst["storage"])
-        live_checks.choose_block(block, shared)
-    elif block and inst["storage"] == "shared":
-        live_checks.choose_block(block, True)
-    return _operation("live-migrate", KIND)(svc, name, host=host,
-                                            block=block, shared=shared)
+from agent.controller.ops import drain, live_migrate
 
 
 def _current(svc, name):
@@ -57,12 +35,8 @@ def _job_call(method):
 
 
 def host_drain(svc, name, max_parallel=2):
-    svc.store.get_host(name)
-    if not isinstance(max_parallel, int) or max_parallel < 1:
-        raise InvalidInput(f"--max-parallel must be >= 1, not "
-                           f"{max_parallel!r}")
-    task_id = svc.engine.submit(drain.KIND, {"host": name,
-                                             "max_parallel": max_parallel})
+    task_id = svc.admission.submit_host("drain", name,
+                                        max_parallel=max_parallel)
     return {"task_id": task_id, "host": name}
 
 

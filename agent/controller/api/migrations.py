@@ -1,32 +1,15 @@
 """API: moving instances (cold migration, resize, live migration) and the
 migration records operators follow them by."""
 from agent.common.errors import InvalidInput, NotFound
-from agent.controller.api import live as live_api
-from agent.controller.api.servers import _operation
+from agent.controller.api.servers import operation
 
 
 def server_migrate(svc, name, host=None, live=False, block=None):
     if live:
-        return live_api.start(svc, name, host=host, block=block)
+        return operation("live-migrate")(svc, name, host=host, block=block)
     if block:
         raise InvalidInput("--block-migration goes with --live-migration")
-    if host is not None:
-        svc.store.get_host(host)
-    return _operation("migrate", "cold_migrate")(svc, name, host=host)
-
-
-def server_resize(svc, name, flavor):
-    inst = svc.store.get_instance(name)
-    new = svc.store.get_flavor(flavor)
-    old = inst["flavor"]
-    if new["name"] == old["name"]:
-        raise InvalidInput(f"instance {inst['name']} already has flavor "
-                           f"{new['name']}")
-    if new["disk_gb"] < old["disk_gb"]:
-        raise InvalidInput(f"cannot resize {inst['name']} to {new['name']}: "
-                           f"its disk would shrink from {old['disk_gb']} to "
-                           f"{new['disk_gb']} GiB; disks only grow")
-    return _operation("resize", "resize")(svc, name, flavor=new["name"])
+    return operation("migrate")(svc, name, host=host)
 
 
 def _row(m):
@@ -60,9 +43,9 @@ def migration_show(svc, name, id=None):
 
 METHODS = {
     "server.migrate": server_migrate,
-    "server.resize": server_resize,
-    "server.resize_confirm": _operation("resize-confirm", "resize_confirm"),
-    "server.resize_revert": _operation("resize-revert", "resize_revert"),
+    "server.resize": operation("resize"),
+    "server.resize_confirm": operation("resize-confirm"),
+    "server.resize_revert": operation("resize-revert"),
     "migration.list": migration_list,
     "migration.show": migration_show,
 }

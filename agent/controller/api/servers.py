@@ -1,10 +1,10 @@
 """API: servers (instances), their actions and tasks."""
 import time
-import uuid as uuidlib
 
 from agent.common.errors import Conflict
-from agent.controller import placement, states
+from agent.controller import placement
 from agent.controller.api.views import event_rows, server_detail, server_row
+from agent.controller.ops import boot
 from agent.hypervisor import validate
 
 TASK_WAIT_POLL = 0.01       # a read of the local store
@@ -22,16 +22,6 @@ def _detail(svc, inst, task_id=None):
     return out
 
 
-def _submit(svc, inst, action, kind, **params):
-    """Record the instance action, then start its task."""
-    request_id = f"req-{uuidlib.uuid4()}"
-    act = svc.store.start_action(inst["uuid"], action, request_id)
-    return svc.engine.submit(kind, {"uuid": inst["uuid"],
-                                    "action": action,
-                                    "action_id": act["id"], **params},
-                             instance_uuid=inst["uuid"])
-
-
 def _check_metadata(metadata):
     for key, value in (metadata or {}).items():
         validate.metadata_key(key)
@@ -41,17 +31,15 @@ def _check_metadata(metadata):
 def server_create(svc, name, flavor, image, availability_zone=None,
                   host=None, storage="local", metadata=None, dry_run=False):
     _check_metadata(metadata)
-    if host is not None:
-        svc.store.get_host(host)
     if dry_run:
-        svc.store.get_image(image)
+        boot.check_request(svc.store, flavor=flavor, image=image,
+                           availability_zone=availability_zone, host=host)
         return placement.explain(svc.store, svc.store.get_flavor(flavor),
                                  force_host=host,
                                  availability_zone=availability_zone)
-    inst = svc.store.create_instance(
-        name, flavor, image, availability_zone=availability_zone,
-        storage=storage, guest_metadata=metadata or {})
-    task_id = _submit(svc, inst, "create", "boot", host=host)
+    inst, task_id = svc.admission.create(
+        name, flavor, image, availability_zone=availability_zone, host=host,
+        storage=storage, metadata=metadata)
     return _detail(svc, inst, task_id)
 
 
@@ -65,28 +53,14 @@ def server_show(svc, name):
     return _detail(svc, svc.store.get_instance(name))
 
 
-def _not_busy(svc, inst):
-    busy = svc.store.list_tasks(instance_uuid=inst["uuid"], unfinished=True)
-    if busy:
-        raise Conflict(f"instance {inst['name']} is busy ({busy[0]['kind']} "
-                       "in progress); try again when it ends")
-
-
-def _operation(op, kind=None, **fixed):
+def operation(op, **fixed):
+    """The API method that starts ``op`` (a row of the operations table)
+    on the instance it names."""
     def run(svc, name, **params):
-        inst = svc.store.get_instance(name)
-        _not_busy(svc, inst)
-        inst = svc.store.start_operation(inst["uuid"], op)
-        task_id = _submit(svc, inst, op, kind or op, **fixed, **params)
+        inst, task_id = svc.admission.submit(op, name, **fixed, **params)
         return _detail(svc, inst, task_id)
+    run.__name__ = op.replace("-", "_")
     return run
-
-
-def server_delete(svc, name):
-    """A resize waiting for confirmation is confirmed first (Nova)."""
-    inst = svc.store.get_instance(name)
-    return _operation("delete")(
-        svc, name, confirm_resize=inst["vm_state"] == states.RESIZED)
 
 
 def server_events(svc, name):
@@ -106,7 +80,15 @@ def server_console_log(svc, name, lines=50):
 def task_show(svc, id):
     task = svc.store.task_get(id)
     return {k: task.get(k) for k in ("id", "kind", "state", "error",
-                                     "progress", "instance_uuid")}
+                                     "progress", "instance_uuid",
+                                     "cancel_requested", "superseded_by")}
+
+
+def task_cancel(svc, id):
+    """Ask a task to stop and undo what it did (refused past its point of
+    no return)."""
+    svc.engine.cancel(id)
+    return task_show(svc, id)
 
 
 def task_wait(svc, id, progress=None, timeout=2.0):
@@ -116,7 +98,7 @@ def task_wait(svc, id, progress=None, timeout=2.0):
     deadline = time.monotonic() + min(float(timeout), 10.0)
     while True:
         task = task_show(svc, id)
-        if task["state"] in ("done", "failed") or \
+        if task["state"] in ("done", "failed", "superseded") or \
                 task["progress"] != progress or time.monotonic() >= deadline:
             return task
         time.sleep(TASK_WAIT_POLL)
@@ -126,12 +108,13 @@ METHODS = {
     "server.create": server_create,
     "server.list": server_list,
     "server.show": server_show,
-    "server.delete": server_delete,
-    "server.stop": _operation("stop"),
-    "server.start": _operation("start"),
-    "server.reboot": _operation("reboot"),
+    "server.delete": operation("delete"),
+    "server.stop": operation("stop"),
+    "server.start": operation("start"),
+    "server.reboot": operation("reboot"),
     "server.events": server_events,
     "server.console_log": server_console_log,
     "task.show": task_show,
     "task.wait": task_wait,
+    "task.cancel": task_cancel,
 }

@@ -1,18 +1,71 @@
-"""Every operation the controller runs, by task kind."""
+"""Every operation the controller runs: one table that joins what
+operators ask for (the action name), the state rule that lets it start,
+the check made before anything is written, and the workflow the task
+engine runs (by task kind).
+
+Rules: the vm_states it may start from, the task_states accepted (IDLE:
+none in flight; ANY), and the task_state it sets.  ``rule=None`` marks a
+host operation (drain).  agent.controller.admission is the one path
+through this table.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
                                   live_migrate, power, resize_confirm,
                                   resize_revert)
+from agent.controller.states import ANY, IDLE, Rule
 
-WORKFLOWS = {
-    "boot": boot.workflow,
-    "delete": delete.workflow,
-    "stop": power.stop_workflow,
-    "start": power.start_workflow,
-    "reboot": power.reboot_workflow,
-    "live_migrate": live_migrate.workflow,
-    "drain": drain.workflow,
-    "cold_migrate": cold_migrate.workflow,
-    "resize": cold_migrate.workflow,
-    "resize_confirm": resize_confirm.workflow,
-    "resize_revert": resize_revert.workflow,
-}
+
+@dataclass(frozen=True)
+class Operation:
+    name: str                   # the instance action (server event list)
+    kind: str                   # the task kind
+    workflow: Callable          # params -> Workflow
+    rule: Rule | None           # None: a host operation
+    # (services, instance or host record, params) -> params; raises
+    # InvalidInput / Conflict for what can be refused up front.
+    precheck: Callable | None = None
+
+
+def _rule(vm_states, task_states, task_state):
+    return Rule(frozenset(vm_states), task_states, task_state)
+
+
+_TABLE = (
+    Operation("create", "boot", boot.workflow,
+              _rule({st.BUILDING}, frozenset({st.SCHEDULING}),
+                    st.SCHEDULING)),
+    Operation("delete", "delete", delete.workflow,
+              _rule(st.VM_STATES - {st.DELETED}, ANY, st.DELETING),
+              delete.precheck),
+    Operation("stop", "stop", power.stop_workflow,
+              _rule({st.ACTIVE, st.RESCUED, st.ERROR}, IDLE,
+                    st.POWERING_OFF)),
+    Operation("start", "start", power.start_workflow,
+              _rule({st.STOPPED}, IDLE, st.POWERING_ON)),
+    Operation("reboot", "reboot", power.reboot_workflow,
+              _rule({st.ACTIVE, st.STOPPED, st.PAUSED, st.SUSPENDED,
+                     st.RESCUED, st.ERROR}, IDLE, st.REBOOTING_HARD)),
+    Operation("migrate", "cold_migrate", cold_migrate.workflow,
+              _rule({st.ACTIVE, st.STOPPED}, IDLE, st.RESIZE_PREP),
+              cold_migrate.precheck_migrate),
+    Operation("resize", "resize", cold_migrate.workflow,
+              _rule({st.ACTIVE, st.STOPPED}, IDLE, st.RESIZE_PREP),
+              cold_migrate.precheck_resize),
+    Operation("resize-confirm", "resize_confirm", resize_confirm.workflow,
+              _rule({st.RESIZED}, IDLE, st.RESIZE_CONFIRMING),
+              resize_confirm.precheck),
+    Operation("resize-revert", "resize_revert", resize_revert.workflow,
+              _rule({st.RESIZED}, IDLE, st.RESIZE_REVERTING),
+              resize_revert.precheck),
+    Operation("live-migrate", "live_migrate", live_migrate.workflow,
+              _rule({st.ACTIVE, st.PAUSED}, IDLE, st.MIGRATING),
+              live_migrate.precheck),
+    Operation("drain", drain.KIND, drain.workflow, None, drain.precheck),
+)
+
+OPERATIONS = {op.name: op for op in _TABLE}
+# What the task engine runs, by task kind.
+WORKFLOWS = {op.kind: op.workflow for op in _TABLE}

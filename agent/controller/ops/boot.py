@@ -9,10 +9,30 @@
 
 Resumed forward after a controller restart: every step is idempotent.
 A failure leaves the instance in ERROR with the reason, holding nothing.
+An undo whose host is gone leaves the disk and the definition there,
+recorded for the host's return; a guest that may run is never left: its
+destroy is skipped only on a host known to be off.
 """
-from agent.controller import images, placement, states
-from agent.controller.ops import common
+from agent.common.errors import InvalidInput
+from agent.controller import placement, states
+from agent.controller.db.models import utcnow
+from agent.controller.ops import common, steps
 from agent.controller.tasks.workflow import Step, Workflow
+
+
+def check_request(store, flavor, image, availability_zone=None, host=None):
+    """Refuse up front (NotFound / InvalidInput, exit 2) what names
+    nothing: the flavor, the image, the availability zone, the host."""
+    store.get_flavor(flavor)
+    store.get_image(image)
+    if host is not None:
+        store.get_host(host)
+    if availability_zone is not None:
+        zones = store.availability_zones()
+        if availability_zone not in zones:
+            raise InvalidInput(
+                f"availability zone {availability_zone} does not exist "
+                f"(zones: {', '.join(sorted(zones))})")
 
 
 def schedule(ctx):
@@ -33,14 +53,6 @@ def unschedule(ctx):
     common.update(ctx, host=None)
 
 
-def fetch_image(ctx):
-    store = ctx.services.store
-    image = store.get_image(common.instance(ctx)["image_uuid"])
-    path = images.ensure_on_host(ctx.services.hosts, ctx["host"], image,
-                                 ctx.progress)
-    return {"image_path": path, "image_format": image["format"]}
-
-
 def create_disk(ctx):
     ctx.progress(f"creating the disk on {ctx['host']}")
     spec = common.guest_spec(common.instance(ctx))
@@ -53,30 +65,13 @@ def create_disk(ctx):
 
 def remove_disk(ctx):
     inst = common.instance(ctx)
-    common.agent_call(ctx, ctx["host"], "instance.cleanup",
-                      uuid=inst["uuid"], storage=inst["storage"])
-
-
-def define(ctx):
-    common.agent_call(ctx, ctx["host"], "instance.define",
-                      spec=common.guest_spec(common.instance(ctx)))
-
-
-def undefine(ctx):
-    common.instance_call(ctx, ctx["host"], "instance.undefine")
-
-
-def start(ctx):
-    ctx.progress(f"starting on {ctx['host']}")
-    common.instance_call(ctx, ctx["host"], "instance.start")
-
-
-def destroy(ctx):
-    common.instance_call(ctx, ctx["host"], "instance.destroy")
+    steps.leave_if_unreachable(
+        ctx, ctx["host"], "instance.cleanup",
+        {"uuid": inst["uuid"], "storage": inst["storage"]},
+        uuid=inst["uuid"], storage=inst["storage"])
 
 
 def mark_active(ctx):
-    from agent.controller.db.models import utcnow
     common.update(ctx, vm_state=states.ACTIVE, task_state=None,
                   power_state=states.RUNNING, launched_at=utcnow(),
                   error=None)
@@ -86,9 +81,9 @@ def mark_active(ctx):
 def workflow(params):
     return Workflow("boot", [
         Step("schedule", schedule, unschedule),
-        Step("image", fetch_image),
+        Step("image", steps.fetch_image("host")),
         Step("disk", create_disk, remove_disk),
-        Step("define", define, undefine),
-        Step("start", start, destroy),
+        Step("define", steps.define_on("host"), steps.undefine_on("host")),
+        Step("start", steps.start_on("host"), steps.destroy_on("host")),
         Step("active", mark_active),
     ], resume="forward", on_failed=common.set_error)

@@ -42,11 +42,12 @@ its data kept in <uuid>_resize on the source and an event saying so.
 import logging
 import time
 
-from agent.common.errors import DroverError, InvalidInput
+from agent.common.errors import DroverError, InvalidInput, one_line
 from agent.conf import CONF
-from agent.controller import images, placement, states
+from agent.controller import placement, states
 from agent.controller.db.instances import flavor_snapshot
-from agent.controller.ops import common
+from agent.controller.ops import common, steps
+from agent.controller.ops.steps import add_event, update_migration
 from agent.controller.tasks.workflow import Step, Workflow
 
 LOG = logging.getLogger(__name__)
@@ -103,42 +104,25 @@ def progress_of(status):
             "bytes_total": status.get("bytes_total", 0)}
 
 
-# -- helpers shared with resize_confirm / resize_revert -----------------------
+# -- up-front checks (agent.controller.admission) -------------------------
 
-def update_migration(ctx, mig_uuid, **values):
-    """Update the record; ``progress`` keys are merged into what is
-    there."""
-    store = ctx.services.store
-    if "progress" in values:
-        merged = dict(store.get_migration(mig_uuid).get("progress") or {})
-        merged.update(values["progress"])
-        values["progress"] = merged
-    return store.update_migration(mig_uuid, **values)
+def precheck_migrate(services, inst, params):
+    if params.get("host") is not None:
+        services.store.get_host(params["host"])
+    return params
 
 
-def add_event(ctx, event, details, result="Error"):
-    action_id = ctx.params.get("action_id")
-    if action_id is None:
-        return
-    store = ctx.services.store
-    ev = store.start_event(action_id, event)
-    store.finish_event(ev["id"], result, details[:1000])
-
-
-def best_effort(ctx, what, host, method, **params):
-    """An agent call whose failure must not stop an undo; False if it
-    failed."""
+def precheck_resize(services, inst, params):
+    new = services.store.get_flavor(params["flavor"])
+    old = inst["flavor"]
+    if new["name"] == old["name"]:
+        raise InvalidInput(f"instance {inst['name']} already has flavor "
+                           f"{new['name']}")
     try:
-        common.agent_call(ctx, host, method, **params)
-        return True
-    except DroverError as err:
-        LOG.warning("%s on %s failed: %s", what, host, err)
-        ctx.progress(f"{what} on {host} failed: {err}")
-        return False
-
-
-def address(ctx, host):
-    return ctx.services.store.get_host(host)["address"]
+        check_flavors(old, new)
+    except InvalidInput as err:
+        raise InvalidInput(f"instance {inst['name']}: {err}") from None
+    return dict(params, flavor=new["name"])
 
 
 # -- steps -----------------------------------------------------------------
@@ -152,13 +136,8 @@ def record(ctx):
     if ctx.params.get("flavor"):
         new = flavor_snapshot(store.get_flavor(ctx.params["flavor"]))
         check_flavors(old, new)
-    for mig in store.list_migrations(instance_uuid=inst["uuid"],
-                                     status=states.MIG_PRE_MIGRATING):
-        if mig["type"] == kind:    # created by this task before a restart
-            break
-    else:
-        mig = store.create_migration(inst["uuid"], kind, inst["host"],
-                                     old_flavor=old, new_flavor=new)
+    mig = steps.record_migration(ctx, kind, inst["host"], old_flavor=old,
+                                 new_flavor=new)
     update_migration(ctx, mig["uuid"],
                      progress={"old_vm_state": inst["vm_state"]})
     common.update(ctx, old_flavor=old, new_flavor=new,
@@ -184,14 +163,6 @@ def schedule(ctx):
 
 def unschedule(ctx):
     ctx.services.store.release(ctx["migration"])
-
-
-def fetch_image(ctx):
-    store = ctx.services.store
-    image = store.get_image(common.instance(ctx)["image_uuid"])
-    path = images.ensure_on_host(ctx.services.hosts, ctx["dest"], image,
-                                 ctx.progress)
-    return {"image_path": path, "image_format": image["format"]}
 
 
 def power_off(ctx):
@@ -245,7 +216,7 @@ def copy(ctx):
     src, dest, mig = ctx["source"], ctx["dest"], ctx["migration"]
     args = {"key": mig, "uuid": inst["uuid"], "storage": inst["storage"]}
     if ctx["path"] == "copy":
-        args["dest_address"] = address(ctx, dest)
+        args["dest_address"] = steps.host_address(ctx, dest)
         args["dest_base"] = common.agent_call(
             ctx, dest, "move.base", storage=inst["storage"])["path"]
     ctx.progress(f"copying the disks to {dest}")
@@ -282,8 +253,8 @@ def remove_copy(ctx):
     args = {"uuid": inst["uuid"], "storage": inst["storage"]}
     if ctx["path"] == "shared":
         common.agent_call(ctx, ctx["dest"], "instance.cleanup", **args)
-    elif not best_effort(ctx, "removing the copy", ctx["dest"],
-                         "instance.cleanup", **args):
+    elif not steps.best_effort(ctx, "removing the copy", ctx["dest"],
+                               "instance.cleanup", **args):
         update_migration(ctx, ctx["migration"], progress={
             "leftover_host": ctx["dest"], "leftover_storage":
             inst["storage"]})
@@ -296,27 +267,6 @@ def finish_disk(ctx):
         ctx, ctx["dest"], "move.finish_disk", uuid=inst["uuid"],
         storage=inst["storage"], disk_gb=ctx["new_flavor"]["disk_gb"],
         image_path=ctx["image_path"], image_format=ctx["image_format"])}
-
-
-def define(ctx):
-    common.agent_call(ctx, ctx["dest"], "instance.define",
-                      spec=common.guest_spec(common.instance(ctx),
-                                             ctx["new_flavor"]))
-
-
-def undefine(ctx):
-    common.instance_call(ctx, ctx["dest"], "instance.undefine")
-
-
-def start(ctx):
-    if ctx["old_vm_state"] == states.STOPPED:
-        return
-    ctx.progress(f"starting on {ctx['dest']}")
-    common.instance_call(ctx, ctx["dest"], "instance.start")
-
-
-def destroy(ctx):
-    common.instance_call(ctx, ctx["dest"], "instance.destroy")
 
 
 def verify(ctx):
@@ -334,8 +284,7 @@ def verify(ctx):
 def failed(ctx, err):
     """Back as it was on the source, or ERROR if an undo failed."""
     store = ctx.services.store
-    message = str(err).splitlines()[0][:500] if str(err) else \
-        type(err).__name__
+    message = one_line(err)
     steps = [s["state"] for s in store.steps_get(ctx.task_id)]
     mig = ctx.get("migration")
     if mig:
@@ -357,14 +306,16 @@ def workflow(params):
     return Workflow("cold_migrate", [
         Step("record", record),
         Step("schedule", schedule, unschedule),
-        Step("image", fetch_image),
+        Step("image", steps.fetch_image("dest")),
         Step("power_off", power_off, power_on_source),
         Step("rename", rename, unrename),
         Step("convert", convert),
         Step("storage", check_storage),
         Step("copy", copy, remove_copy),
         Step("disk", finish_disk),
-        Step("define", define, undefine),
-        Step("start", start, destroy),
+        Step("define", steps.define_on("dest", "new_flavor"),
+             steps.undefine_on("dest")),
+        Step("start", steps.start_on("dest", keep_stopped=True),
+             steps.destroy_on("dest")),
         Step("verify", verify),
     ], resume="forward", on_failed=failed)

@@ -3,7 +3,7 @@ the guest's metadata, and the states a failed task leaves behind."""
 import ipaddress
 import logging
 
-from agent.common.errors import DroverError
+from agent.common.errors import DroverError, one_line
 from agent.conf import CONF
 from agent.controller import states
 
@@ -25,7 +25,10 @@ def instance_call(ctx, host, method, **params):
 
 
 def update(ctx, **values):
-    return ctx.services.store.update_instance(ctx.params["uuid"], **values)
+    """Change the task's instance, as its owner (refused with NotOwner once
+    another task owns it)."""
+    return ctx.services.store.update_instance(ctx.params["uuid"],
+                                              owner=ctx.task_id, **values)
 
 
 def guest_spec(inst, flavor=None):
@@ -47,13 +50,13 @@ def reset_task_state(ctx, err):
     with the reason kept for server show."""
     LOG.warning("instance %s: %s failed: %s", ctx.params["uuid"],
                 ctx.params.get("action", "task"), err)
-    update(ctx, task_state=None, error=str(err).splitlines()[0][:500])
+    update(ctx, task_state=None, error=one_line(err))
 
 
 def set_error(ctx, err):
     """A failed operation that left the instance unusable: ERROR."""
     update(ctx, vm_state=states.ERROR, task_state=None,
-           error=str(err).splitlines()[0][:500])
+           error=one_line(err))
 
 
 def shared_storage(hosts, source, dest, storage):

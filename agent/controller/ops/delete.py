@@ -11,8 +11,14 @@
 Forward only (there is nothing to undo a deletion to); resumed forward
 after a restart.  An instance that was never placed is only marked.
 """
+from agent.controller import states
 from agent.controller.ops import common, resize_confirm
 from agent.controller.tasks.workflow import Step, Workflow
+
+
+def precheck(services, inst, params):
+    """A resize waiting for confirmation is confirmed first (Nova)."""
+    return dict(params, confirm_resize=inst["vm_state"] == states.RESIZED)
 
 
 def _on_host(ctx, method, **params):
@@ -47,7 +53,7 @@ def workflow(params):
                    Step("confirm_discard", resize_confirm.discard),
                    Step("confirm_claims", resize_confirm.confirmed)]
     return Workflow("delete", confirm + [
-        Step("destroy", destroy),
+        Step("destroy", destroy, commit=True),
         Step("undefine", undefine),
         Step("cleanup", cleanup),
         Step("deleted", mark_deleted),

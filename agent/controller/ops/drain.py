@@ -12,13 +12,21 @@ flight are waited for, the rest started.
 """
 import time
 
-from agent.common.errors import DroverError
+from agent.common.errors import DroverError, InvalidInput
 from agent.controller import states
+from agent.controller.ops import live_migrate
 from agent.controller.tasks.workflow import Step, Workflow
 
 KIND = "drain"
 POLL_S = 0.5
 MOVABLE = (states.RUNNING, states.POWER_PAUSED)
+
+
+def precheck(services, host, params):
+    limit = params.get("max_parallel", 2)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidInput(f"--max-parallel must be >= 1, not {limit!r}")
+    return dict(params, max_parallel=limit)
 
 
 def disable(ctx):
@@ -33,16 +41,14 @@ def _row(inst, result, dest=None, reason=None):
 
 def _live_task(store, inst):
     """The unfinished live-migration task of ``inst``, if it has one."""
-    from agent.controller.ops.live_migrate import KIND as LIVE
     for task in store.list_tasks(instance_uuid=inst["uuid"],
                                  unfinished=True):
-        if task["kind"] == LIVE:
+        if task["kind"] == live_migrate.KIND:
             return task["id"]
     return None
 
 
 def migrate_all(ctx):
-    from agent.controller.api import live as live_api
     svc, host = ctx.services, ctx.params["host"]
     limit = max(1, int(ctx.params.get("max_parallel") or 1))
     rows, queue = [], []
@@ -61,7 +67,8 @@ def migrate_all(ctx):
             task_id = _live_task(svc.store, inst)
             if task_id is None:
                 try:
-                    task_id = live_api.start(svc, inst["uuid"])["task_id"]
+                    _, task_id = svc.admission.submit("live-migrate",
+                                                      inst["uuid"])
                 except DroverError as err:
                     rows.append(_row(inst, "left behind", reason=str(err)))
                     continue

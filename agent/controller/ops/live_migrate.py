@@ -11,7 +11,8 @@
 5. migrate:  the job started on the source agent  undo: abort it; the guest
                                                   stays on the source
 6. monitor:  wait (long polls) until the job ends, recording progress;
-             failed or cancelled jobs fail the task
+             failed or cancelled jobs fail the task; a completed one is
+             the point of no return (nothing is undone after it)
 7. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
 
@@ -44,6 +45,27 @@ SOURCE_GRACE_S = 120
 
 class Cancelled(DroverError):
     """The operator aborted the migration."""
+
+
+def precheck(services, inst, params):
+    """What can be refused before the task starts (exit 2): an instance
+    that is not running or paused, a given destination that is the
+    source, down, disabled or incompatible, block migration on shared
+    storage and shared-storage migration without shared storage (probed
+    between the two hosts when the destination is given)."""
+    store, host = services.store, params.get("host")
+    block = params.get("block")
+    live_checks.check_instance(inst)
+    shared = None
+    if host is not None:
+        source = store.get_host(inst["host"])
+        live_checks.check_hosts(source, store.get_host(host))
+        shared = common.shared_storage(services.hosts, source["name"], host,
+                                       inst["storage"])
+        live_checks.choose_block(block, shared)
+    elif block and inst["storage"] == "shared":
+        live_checks.choose_block(block, True)
+    return dict(params, shared=shared)
 
 
 def in_progress(store, instance_uuid):
@@ -291,6 +313,8 @@ def workflow(params):
         Step("checks", checks),
         Step("prepare", prepare, clean_dest),
         Step("migrate", migrate, stop_job),
-        Step("monitor", monitor),
+        # The job completed: the guest runs on the destination, so from
+        # here the task only goes forward.
+        Step("monitor", monitor, commit=True),
         Step("finish", finish),
     ], resume="forward", on_failed=on_failed)

@@ -8,13 +8,15 @@
               destination's (the migration's) handed to the instance;
               old/new flavor cleared; migration "confirmed"
 
-Resumed forward.  A failure (e.g. the source is down) leaves the instance
+Resumed forward; step 2 is the point of no return (a cancel is refused
+after it).  A failure (e.g. the source is down) leaves the instance
 in VERIFY_RESIZE with the reason, the migration "finished": confirm again.
 """
 from agent.common.errors import Conflict
 from agent.controller import states
 from agent.controller.ops import common
-from agent.controller.ops.cold_migrate import final_vm_state, update_migration
+from agent.controller.ops.cold_migrate import final_vm_state
+from agent.controller.ops.steps import update_migration
 from agent.controller.tasks.workflow import Step, Workflow
 
 MOVE_TYPES = ("migration", "resize")
@@ -36,6 +38,12 @@ def confirm_claims(store, instance_uuid, mig):
     (the migration's) becomes the instance's."""
     store.release(instance_uuid, host=mig["source_host"])
     store.move_allocations(mig["uuid"], instance_uuid, host=mig["dest_host"])
+
+
+def precheck(services, inst, params):
+    """Refused up front when nothing waits for confirmation."""
+    find_migration(services.store, inst["uuid"], (states.MIG_FINISHED,))
+    return params
 
 
 def find(ctx):
@@ -80,7 +88,8 @@ def failed(ctx, err):
 def workflow(params):
     return Workflow("resize_confirm", [
         Step("find", find),
-        Step("source", clear_source),
+        # The source's copy goes: from here the confirm only goes forward.
+        Step("source", clear_source, commit=True),
         Step("discard", discard),
         Step("confirmed", confirmed),
     ], resume="forward", on_failed=failed)

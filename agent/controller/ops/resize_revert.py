@@ -11,15 +11,23 @@
 8. reverted:  the destination claim (the migration's) released; host,
               flavor back; migration "reverted"
 
-Resumed forward.  A failure leaves the instance in ERROR with the reason
-(its original files stay in <uuid>_resize or <uuid> on the source).
+Resumed forward; step 2 is the point of no return.  A failure leaves the
+instance in ERROR with the reason (its original files stay in
+<uuid>_resize or <uuid> on the source).
 """
 from agent.controller import states
-from agent.controller.ops import common
-from agent.controller.ops.cold_migrate import (add_event, final_vm_state,
-                                               power_for, update_migration)
+from agent.common.errors import one_line
+from agent.controller.ops import common, steps
+from agent.controller.ops.cold_migrate import final_vm_state, power_for
 from agent.controller.ops.resize_confirm import find_migration
+from agent.controller.ops.steps import add_event, update_migration
 from agent.controller.tasks.workflow import Step, Workflow
+
+
+def precheck(services, inst, params):
+    """Refused up front when nothing waits for a revert."""
+    find_migration(services.store, inst["uuid"], (states.MIG_FINISHED,))
+    return params
 
 
 def find(ctx):
@@ -53,19 +61,6 @@ def restore(ctx):
                          storage=common.instance(ctx)["storage"])
 
 
-def define(ctx):
-    common.agent_call(ctx, ctx["source"], "instance.define",
-                      spec=common.guest_spec(common.instance(ctx),
-                                             ctx["old_flavor"]))
-
-
-def start(ctx):
-    if ctx["old_vm_state"] == states.STOPPED:
-        return
-    ctx.progress(f"starting on {ctx['source']}")
-    common.instance_call(ctx, ctx["source"], "instance.start")
-
-
 def reverted(ctx):
     store = ctx.services.store
     store.release(ctx["migration"])
@@ -84,7 +79,7 @@ def reverted(ctx):
 def failed(ctx, err):
     if ctx.get("migration"):
         update_migration(ctx, ctx["migration"], status=states.MIG_ERROR,
-                         error=str(err).splitlines()[0][:500])
+                         error=one_line(err))
     common.set_error(ctx, err)
     add_event(ctx, "resize-revert_error",
               f"{err}. The original files are on {ctx.get('source')} in "
@@ -96,11 +91,13 @@ def failed(ctx, err):
 def workflow(params):
     return Workflow("resize_revert", [
         Step("find", find),
-        Step("destroy", destroy),
+        # The destination's copy is stopped: from here the revert only
+        # goes forward, back onto the source.
+        Step("destroy", destroy, commit=True),
         Step("undefine", undefine),
         Step("cleanup", cleanup),
         Step("restore", restore),
-        Step("define", define),
-        Step("start", start),
+        Step("define", steps.define_on("source", "old_flavor")),
+        Step("start", steps.start_on("source", keep_stopped=True)),
         Step("reverted", reverted),
     ], resume="forward", on_failed=failed)
