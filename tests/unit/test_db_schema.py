@@ -33,7 +33,7 @@ def test_upgrade_twice_is_harmless(tmp_path):
     upgrade(url)
     rev = sqlite3.connect(tmp_path / "drover.db").execute(
         "SELECT version_num FROM alembic_version").fetchall()
-    assert rev == [("0001",)]
+    assert rev == [("0002",)]
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):

@@ -57,7 +57,7 @@ def _job_call(method):
 
 
 def host_drain(svc, name, max_parallel=2):
-    svc.store.get_host(name)
+    drain.check_host(svc.store.get_host(name))
     if not isinstance(max_parallel, int) or max_parallel < 1:
         raise InvalidInput(f"--max-parallel must be >= 1, not "
                            f"{max_parallel!r}")
