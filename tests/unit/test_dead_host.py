@@ -286,3 +286,15 @@ def test_drain_task_refuses_a_host_that_went_down_meanwhile(svc):
     task = svc.store.task_get(tid)
     assert task["state"] == "failed" and "evacuation" in task["error"]
     assert svc.store.get_host("h1")["enabled"]
+
+
+def test_drain_that_finds_its_host_down_starts_no_more(svc):
+    from agent.controller.tasks.workflow import Context
+    inst = _placed(svc)
+    svc.store.mark_host_down("h1")
+    ctx = Context(task_id=0, params={"host": "h1", "max_parallel": 1},
+                  services=svc)
+    [row] = drain.migrate_all(ctx)["report"]
+    assert (row["Server"], row["Result"]) == (inst["name"], "left behind")
+    assert "evacuation" in row["Reason"]
+    assert svc.store.list_tasks(instance_uuid=inst["uuid"]) == []
