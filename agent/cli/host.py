@@ -3,16 +3,22 @@ from agent.cli.common import subcommand
 
 LIST_COLUMNS = ["Name", "Address", "State", "Status", "Zone", "vCPUs",
                 "vCPUs Used", "RAM MB", "RAM MB Used", "Instances"]
+# Also in -f json and with --long.
+LONG_COLUMNS = LIST_COLUMNS + ["Last Seen", "Down Reason"]
 
 
 def _list(client, args):
-    return client.call("host.list"), LIST_COLUMNS
+    long = args.long or args.format == "json"
+    return client.call("host.list"), LONG_COLUMNS if long else LIST_COLUMNS
 
 
 def register(subparsers):
     p = subparsers.add_parser("host", help="hypervisor hosts")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    subcommand(sub, "list", _list, "list hosts", formatted=True)
+    s = subcommand(sub, "list", _list, "list hosts", formatted=True)
+    s.add_argument("--long", action="store_true",
+                   help="also when each host was last seen and why it "
+                        "is down")
     s = subcommand(sub, "show",
                    lambda c, a: c.call("host.show", name=a.name),
                    "show a host", formatted=True)

@@ -2,8 +2,8 @@
 list, server console log"""
 from agent.cli.common import finish, parse_properties, subcommand
 
-LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Networks", "Flavor",
-                "Image"]
+LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Host Status", "Networks",
+                "Flavor", "Image"]
 EVENT_COLUMNS = ["Request ID", "Action", "Start Time", "Finish Time",
                  "Result", "Message"]
 DRY_RUN_COLUMNS = ["Host", "Result", "Weight", "Filter", "Reason"]

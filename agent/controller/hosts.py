@@ -1,5 +1,7 @@
 """The controller's view of its hosts: one agent client per host, a poll
-loop for facts and liveness, and power-state sync from the agents."""
+loop for facts and liveness (why a host is down: the first line of its
+last failed poll; the clean-ups it owes, done before it counts as up
+again), and power-state sync from the agents."""
 import logging
 import threading
 import time
@@ -7,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
-from agent.controller import states
+from agent.controller import host_cleanups, states
 from agent.controller.db.models import jsonable, utcnow
 from agent.transport.errors import HostUnreachable
 from agent.transport.ssh import AgentClient
@@ -115,18 +117,27 @@ class HostManager:
 
     def poll_host(self, name):
         """Ask one agent for its facts; mark the host down after
-        [controller] host_down_after seconds without an answer."""
+        [controller] host_down_after seconds without an answer.  A host
+        that answers does its pending clean-ups first; one that was not
+        up counts as up only once they are all done."""
         asked = _now()
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)
+            was = self.store.get_host(name)["state"]
+            pending = host_cleanups.run(self.store, self.call, name)
         except (HostUnreachable, DroverError) as err:
             self._missed(name, err)
             return
         except Exception:      # the poller must outlive any one host
             LOG.exception("host %s: poll failed", name)
             return
-        was = self.store.get_host(name)["state"]
+        if pending and was != "up":
+            LOG.warning("host %s answers but stays down until its "
+                        "clean-ups are done: %s", name, pending[0])
+            self.store.set_host_down_reason(
+                name, f"clean-up pending: {pending[0]}")
+            return
         self.store.upsert_host(name, facts=facts)
         self._last_ok[name] = time.monotonic()
         if was != "up":
@@ -135,13 +146,13 @@ class HostManager:
         self._sync_power(name, facts.get("domains", []), asked)
 
     def _missed(self, name, err):
+        try:
+            host = self.store.set_host_down_reason(name, err)
+        except NotFound:
+            return
         last = self._last_ok.setdefault(name, time.monotonic())
         if time.monotonic() - last < CONF.controller.host_down_after:
             LOG.info("host %s missed a poll: %s", name, err)
-            return
-        try:
-            host = self.store.get_host(name)
-        except NotFound:
             return
         if host["state"] != "down":
             LOG.warning("host %s is down: %s", name, err)

@@ -99,6 +99,42 @@ def status(vm_state, task_state=None):
     return by_task.get(task_state, by_task[None])
 
 
+# host_status: how the instance's host is, as Nova shows it.
+HOST_UP = "UP"
+HOST_DOWN = "DOWN"
+HOST_MAINTENANCE = "MAINTENANCE"
+HOST_UNKNOWN = "UNKNOWN"
+HOST_NONE = ""
+POWER_UNKNOWN = "unknown"
+
+
+def host_status(host_name, host):
+    """The host_status of an instance on host ``host_name`` whose store
+    record is ``host`` (None: no such host): "" without a host, DOWN
+    when the host is down, MAINTENANCE when it is disabled, UP, and
+    UNKNOWN when it cannot be told (never seen, or not in the store)."""
+    if not host_name:
+        return HOST_NONE
+    if host is None or (host["state"] != "up" and not host["last_seen"]):
+        return HOST_UNKNOWN
+    if host["state"] == "down":
+        return HOST_DOWN
+    if not host["enabled"]:
+        return HOST_MAINTENANCE
+    if host["state"] == "up":
+        return HOST_UP
+    return HOST_UNKNOWN
+
+
+def shown_power_state(power_state, host_status_):
+    """The power state shown: what libvirt last said, or ``unknown``
+    while the host cannot be asked (the store keeps libvirt's word; the
+    power-state sync updates it when the host answers again)."""
+    if host_status_ in (HOST_DOWN, HOST_UNKNOWN):
+        return POWER_UNKNOWN
+    return POWER_STATE_NAMES.get(power_state, "NOSTATE")
+
+
 # Which operation may start from which state: the rules themselves are
 # rows of the operations table (agent.controller.ops.OPERATIONS).
 ANY = None     # task_states value: any task_state is accepted

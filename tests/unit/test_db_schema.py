@@ -51,3 +51,23 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
             assert pragma("PRAGMA busy_timeout").scalar() >= 10_000
     finally:
         store.close()
+
+
+def test_0002_keeps_the_hosts_of_a_0001_database(tmp_path):
+    url = f"sqlite:///{tmp_path}/drover.db"
+    upgrade(url, "0001")
+    db = sqlite3.connect(tmp_path / "drover.db")
+    db.execute("INSERT INTO hosts (name, address, enabled, state, vcpus, "
+               "memory_mb, disk_gb, vcpus_used, memory_mb_used, "
+               "disk_gb_used, created_at) VALUES ('h1', '198.18.0.1', 1, "
+               "'up', 8, 4096, 40, 0, 0, 0, '2026-12-01 07:00:00')")
+    db.commit()
+    db.close()
+    upgrade(url)
+    store = Store(url)
+    try:
+        host = store.get_host("h1")
+        assert host["state"] == "up" and host["down_reason"] is None
+        assert store.list_cleanups() == []
+    finally:
+        store.close()

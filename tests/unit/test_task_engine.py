@@ -223,7 +223,8 @@ def test_a_commit_point_may_not_be_followed_by_an_undo():
 def test_an_undo_on_a_gone_host_is_skipped_and_recorded():
     log, calls = MemoryLog(), []
     gone = HostGone("host h2 is down", host="h2",
-                    leftover={"uuid": "u", "storage": "local"})
+                    leftover={"uuid": "u", "storage": "local",
+                              "remove": ["files"]})
     wf, failures = _flow(calls, [
         Step("a", _do(calls, "a"), _undo(calls, "a")),
         Step("b", _do(calls, "b"), _undo(calls, "b", gone)),
@@ -233,7 +234,8 @@ def test_an_undo_on_a_gone_host_is_skipped_and_recorded():
     assert calls[-2:] == [("undo", "b"), ("undo", "a")]
     assert [st["state"] for st in log.steps[tid]] == \
         ["undone", "skipped", "undone"]
-    assert log.leftovers == [("h2", {"uuid": "u", "storage": "local"})]
+    assert log.leftovers == [("h2", {"uuid": "u", "storage": "local",
+                                     "remove": ["files"]})]
     assert log.tasks[tid]["error"] == "TimeoutError"     # never empty
 
 

@@ -9,7 +9,8 @@ def host_row(h, zone, instances):
             "vCPUs Used": h.get("vcpus_allocated", h["vcpus_used"]),
             "RAM MB": h["memory_mb"],
             "RAM MB Used": h.get("memory_mb_allocated", h["memory_mb_used"]),
-            "Instances": instances}
+            "Instances": instances, "Last Seen": h["last_seen"],
+            "Down Reason": h["down_reason"]}
 
 
 def aggregate_row(a):
@@ -32,6 +33,7 @@ def image_row(i):
 def server_row(inst):
     return {"ID": inst["uuid"], "Name": inst["name"],
             "Status": inst["status"], "Host": inst["host"],
+            "Host Status": inst["host_status"],
             "Networks": f"lab={inst['ip']}" if inst["ip"] else "",
             "Flavor": inst["flavor"]["name"],
             "Image": inst.get("image_name") or inst["image_uuid"]}
@@ -41,9 +43,9 @@ def server_detail(inst):
     return {"id": inst["uuid"], "name": inst["name"],
             "status": inst["status"], "vm_state": inst["vm_state"],
             "task_state": inst["task_state"],
-            "power_state": states.POWER_STATE_NAMES.get(
-                inst["power_state"], "NOSTATE"),
-            "host": inst["host"],
+            "power_state": states.shown_power_state(inst["power_state"],
+                                                    inst["host_status"]),
+            "host": inst["host"], "host_status": inst["host_status"],
             "availability_zone": inst["availability_zone"],
             "flavor": inst["flavor"]["name"],
             "vcpus": inst["flavor"]["vcpus"],

@@ -9,7 +9,10 @@ are validated (InvalidInput), missing things raise NotFound, refused
 changes Conflict.  The methods, by area:
 
 - hosts (hosts.py): upsert_host, get_host, list_hosts, delete_host,
-  enable_host, disable_host, mark_host_up, mark_host_down
+  enable_host, disable_host, mark_host_up, mark_host_down,
+  set_host_down_reason
+- host clean-ups (cleanups.py): record_cleanup, list_cleanups,
+  delete_cleanup
 - aggregates and zones (aggregates.py): create_aggregate,
   delete_aggregate, get_aggregate, list_aggregates,
   set_aggregate_metadata, unset_aggregate_metadata, add_aggregate_host,
@@ -32,6 +35,7 @@ changes Conflict.  The methods, by area:
 from agent.controller.db.actions import ActionsMixin
 from agent.controller.db.aggregates import AggregatesMixin
 from agent.controller.db.catalog import CatalogMixin
+from agent.controller.db.cleanups import CleanupsMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
 from agent.controller.db.migration_records import MigrationsMixin
@@ -43,7 +47,8 @@ __all__ = ["ClaimFailed", "Store"]
 
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
-            PlacementMixin, MigrationsMixin, ActionsMixin, TasksMixin):
+            PlacementMixin, MigrationsMixin, ActionsMixin, TasksMixin,
+            CleanupsMixin):
     def __init__(self, url):
         self.db = Database(url)
 

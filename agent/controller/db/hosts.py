@@ -11,6 +11,13 @@ FACTS = ("vcpus", "memory_mb", "disk_gb", "vcpus_used", "memory_mb_used",
          "disk_gb_used", "hypervisor_type", "libvirt_version",
          "qemu_version", "cpu_model", "instances_path",
          "shared_instances_path")
+DOWN_REASON = 500       # characters kept of a host's down_reason
+
+
+def one_line(text):
+    """The first line of ``text`` (an error), as a host's down_reason."""
+    lines = str(text).strip().splitlines()
+    return (lines[0] if lines else "")[:DOWN_REASON] or None
 
 
 def get_host(s, name):
@@ -22,7 +29,7 @@ class HostsMixin:
                     facts=None):
         """Create host ``name`` (``address`` needed) or update it.  With
         ``facts`` (keys in FACTS, others ignored) it is also marked up and
-        seen now."""
+        seen now, and the reason of its last failed poll is forgotten."""
         validate.name(name, "host name")
         with self.db.write() as s:
             host = s.execute(select(Host).where(Host.name == name)
@@ -41,6 +48,7 @@ class HostsMixin:
                     setattr(host, key, facts[key])
             if facts is not None:
                 host.state, host.last_seen = "up", utcnow()
+                host.down_reason = None
             s.flush()
             return host.as_dict()
 
@@ -73,10 +81,16 @@ class HostsMixin:
         return self._set_host(name, enabled=False, disabled_reason=reason)
 
     def mark_host_up(self, name):
-        return self._set_host(name, state="up", last_seen=utcnow())
+        return self._set_host(name, state="up", last_seen=utcnow(),
+                              down_reason=None)
 
     def mark_host_down(self, name):
         return self._set_host(name, state="down")
+
+    def set_host_down_reason(self, name, reason):
+        """Record why the last poll of host ``name`` failed (its first
+        line); the host's state is left as it is."""
+        return self._set_host(name, down_reason=one_line(reason))
 
     def _set_host(self, name, **values):
         with self.db.write() as s:

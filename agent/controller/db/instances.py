@@ -8,7 +8,7 @@ from agent.conf import CONF
 from agent.controller import states
 from agent.controller.db import addresses, validate
 from agent.controller.db.catalog import get_flavor, get_image
-from agent.controller.db.models import Allocation, Instance, utcnow
+from agent.controller.db.models import Allocation, Host, Instance, utcnow
 from agent.controller.db.session import one
 
 STORAGE = ("local", "shared")
@@ -37,9 +37,18 @@ def get_instance(s, name_or_uuid, deleted=False):
     return one(s, stmt, f"instance {name_or_uuid}")
 
 
-def as_dict(instance):
+def as_dict(s, instance, hosts=None):
+    """The instance's columns, its ``status`` and its ``host_status``
+    (its host's record from ``hosts`` {name: Host}, or read in ``s``)."""
     d = instance.as_dict()
     d["status"] = states.status(instance.vm_state, instance.task_state)
+    host = None
+    if instance.host:
+        host = (hosts.get(instance.host) if hosts is not None else
+                s.execute(select(Host).where(Host.name == instance.host)
+                          ).scalar_one_or_none())
+    d["host_status"] = states.host_status(
+        instance.host, host and host.as_dict())
     return d
 
 
@@ -94,13 +103,13 @@ class InstancesMixin:
                 guest_metadata=guest_metadata)
             s.add(inst)
             s.flush()
-            return as_dict(inst)
+            return as_dict(s, inst)
 
     def get_instance(self, name_or_uuid, deleted=False):
         """A live instance by name or uuid (``deleted``: uuid of a deleted
         one too).  Dicts carry ``status`` as well as the columns."""
         with self.db.read() as s:
-            return as_dict(get_instance(s, name_or_uuid, deleted))
+            return as_dict(s, get_instance(s, name_or_uuid, deleted))
 
     def list_instances(self, host=None, vm_state=None, deleted=False):
         stmt = select(Instance).order_by(Instance.name, Instance.id)
@@ -111,7 +120,8 @@ class InstancesMixin:
         if vm_state is not None:
             stmt = stmt.where(Instance.vm_state == vm_state)
         with self.db.read() as s:
-            return [as_dict(i) for i in s.scalars(stmt)]
+            hosts = {h.name: h for h in s.scalars(select(Host))}
+            return [as_dict(s, i, hosts) for i in s.scalars(stmt)]
 
     def update_instance(self, uuid, expected=None, owner=None, **values):
         """Set ``values`` (columns in UPDATABLE) on a live instance, only
@@ -138,7 +148,7 @@ class InstancesMixin:
             for key, value in values.items():
                 setattr(inst, key, value)
             s.flush()
-            return as_dict(inst)
+            return as_dict(s, inst)
 
     def mark_instance_deleted(self, uuid):
         """vm_state deleted, its IP and MAC freed, its allocations (the
@@ -152,4 +162,4 @@ class InstancesMixin:
                     Allocation.consumer == inst.uuid)):
                 s.delete(alloc)
             s.flush()
-            return as_dict(inst)
+            return as_dict(s, inst)

@@ -50,6 +50,8 @@ class Host(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(8), default="down")
     last_seen: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    # The first line of the last failed poll, until the host answers.
+    down_reason: Mapped[str | None] = mapped_column(String(500))
     vcpus: Mapped[int] = mapped_column(default=0)
     memory_mb: Mapped[int] = mapped_column(default=0)
     disk_gb: Mapped[int] = mapped_column(default=0)
@@ -188,6 +190,23 @@ class Allocation(Base):
     vcpus: Mapped[int]
     ram_mb: Mapped[int]
     disk_gb: Mapped[int]
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
+                                                          default=utcnow)
+
+
+class HostCleanup(Base):
+    """What a host that could not be reached must remove when it returns
+    (e.g. the domain and directory of an instance deleted meanwhile)."""
+    __tablename__ = "host_cleanups"
+    __table_args__ = (UniqueConstraint("host", "instance_uuid"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME), index=True)
+    instance_uuid: Mapped[str] = mapped_column(String(UUID))
+    storage: Mapped[str] = mapped_column(String(8))
+    # Of "domain" (destroy and undefine) and "files" (the instance
+    # directory).
+    remove: Mapped[list] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
 

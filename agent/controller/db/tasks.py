@@ -86,7 +86,7 @@ class TasksMixin:
                     prev.superseded_by = task.id
             inst.task_id = task.id
             s.flush()
-            return as_dict(inst), task.id
+            return as_dict(s, inst), task.id
 
     def task_request_cancel(self, task_id):
         """Ask a running task to stop (the engine undoes what it did, unless

@@ -66,8 +66,7 @@ def create_disk(ctx):
 def remove_disk(ctx):
     inst = common.instance(ctx)
     steps.leave_if_unreachable(
-        ctx, ctx["host"], "instance.cleanup",
-        {"uuid": inst["uuid"], "storage": inst["storage"]},
+        ctx, ctx["host"], "instance.cleanup", steps.leftover(ctx, "files"),
         uuid=inst["uuid"], storage=inst["storage"])
 
 

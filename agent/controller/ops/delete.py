@@ -3,17 +3,46 @@
 0. confirm_*: an instance waiting in VERIFY_RESIZE is confirmed first, as
    Nova does (ops/resize_confirm's steps): its source domain, <uuid>_resize
    and source claim go, so nothing is left on the other host
-1. destroy:  power the guest off (no graceful wait: it is going away)
-2. undefine: remove the domain
-3. cleanup:  remove the instance directory
-4. deleted:  release its capacity, free its address, mark it deleted
+1. reach:    an instance whose host is down in the store is not looked
+             for there: a clean-up is recorded for that host instead (its
+             domain and directory, agent/controller/host_cleanups.py,
+             done when it answers again) and steps 2-4 leave it alone
+2. destroy:  power the guest off (no graceful wait: it is going away)
+3. undefine: remove the domain
+4. cleanup:  remove the instance directory
+   (an agent that cannot be reached in 2-4 is as in 1: the clean-up is
+   recorded and the rest left to it)
+5. deleted:  release its capacity, free its address, mark it deleted
 
 Forward only (there is nothing to undo a deletion to); resumed forward
 after a restart.  An instance that was never placed is only marked.
+Deleting on a down host breaks no promise: the guest is not started
+anywhere else, and its disk is what the user asked to delete.
 """
 from agent.controller import states
 from agent.controller.ops import common, resize_confirm
 from agent.controller.tasks.workflow import Step, Workflow
+from agent.transport.errors import HostUnreachable
+
+REMOVE = ("domain", "files")
+
+
+def _defer(ctx, host, reason):
+    """Leave the rest to ``host``'s clean-up when it answers again."""
+    inst = common.instance(ctx)
+    ctx.services.store.record_cleanup(host, inst["uuid"], inst["storage"],
+                                      REMOVE, reason=reason)
+    ctx.progress(f"{host} cannot be reached: it removes the guest when it "
+                 "is back")
+    return {"deferred_to": host}
+
+
+def reach(ctx):
+    host = common.instance(ctx)["host"]
+    if host is not None and \
+            ctx.services.store.get_host(host)["state"] == "down":
+        return _defer(ctx, host, f"deleted while {host} was down")
+    return None
 
 
 def precheck(services, inst, params):
@@ -23,21 +52,27 @@ def precheck(services, inst, params):
 
 def _on_host(ctx, method, **params):
     host = common.instance(ctx)["host"]
-    if host is not None:
+    if host is None or ctx.get("deferred_to"):
+        return None
+    try:
         common.instance_call(ctx, host, method, **params)
+    except HostUnreachable as err:
+        return _defer(ctx, host, str(err).splitlines()[0][:500])
+    return None
 
 
 def destroy(ctx):
     ctx.progress("powering off")
-    _on_host(ctx, "instance.destroy")
+    return _on_host(ctx, "instance.destroy")
 
 
 def undefine(ctx):
-    _on_host(ctx, "instance.undefine")
+    return _on_host(ctx, "instance.undefine")
 
 
 def cleanup(ctx):
-    _on_host(ctx, "instance.cleanup", storage=common.instance(ctx)["storage"])
+    return _on_host(ctx, "instance.cleanup",
+                    storage=common.instance(ctx)["storage"])
 
 
 def mark_deleted(ctx):
@@ -53,6 +88,7 @@ def workflow(params):
                    Step("confirm_discard", resize_confirm.discard),
                    Step("confirm_claims", resize_confirm.confirmed)]
     return Workflow("delete", confirm + [
+        Step("reach", reach),
         Step("destroy", destroy, commit=True),
         Step("undefine", undefine),
         Step("cleanup", cleanup),

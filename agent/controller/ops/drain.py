@@ -1,18 +1,21 @@
 """Drain a host: every running instance live-migrates away.
 
+0. (check_host, also before the task starts): a host that is not up is
+   refused: live migration needs its agent and libvirt
 1. disable: the host takes no new instances (stays disabled afterwards:
             the operator enables it again)
 2. migrate: live-migrate its running and paused instances through the
             scheduler, ``max_parallel`` at a time, showing progress; ends
             with the report: moved, failed (with reasons), left behind
-            (not running, or busy with another task)
+            (not running, or busy with another task); a host that goes
+            down meanwhile starts no more, the rest are left behind
 
 Resumed forward after a controller restart: live migrations still in
 flight are waited for, the rest started.
 """
 import time
 
-from agent.common.errors import DroverError, InvalidInput
+from agent.common.errors import Conflict, DroverError, InvalidInput
 from agent.controller import states
 from agent.controller.ops import live_migrate
 from agent.controller.tasks.workflow import Step, Workflow
@@ -22,7 +25,17 @@ POLL_S = 0.5
 MOVABLE = (states.RUNNING, states.POWER_PAUSED)
 
 
+def check_host(host):
+    """Refuse (Conflict) to drain ``host`` (a store record) unless it is
+    up: the guests of a dead host cannot be migrated away."""
+    if host["state"] != "up":
+        raise Conflict(f"host {host['name']} is down: its instances cannot "
+                       "be migrated away; they need evacuation once the "
+                       "host is fenced (drover cannot evacuate yet)")
+
+
 def precheck(services, host, params):
+    check_host(host)
     limit = params.get("max_parallel", 2)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise InvalidInput(f"--max-parallel must be >= 1, not {limit!r}")
@@ -30,6 +43,7 @@ def precheck(services, host, params):
 
 
 def disable(ctx):
+    check_host(ctx.services.store.get_host(ctx.params["host"]))
     ctx.services.store.disable_host(ctx.params["host"], "drained")
     ctx.progress(f"{ctx.params['host']} disabled")
 
@@ -62,6 +76,11 @@ def migrate_all(ctx):
                              "cold-migrate it"))
     total, running = len(queue), {}
     while queue or running:
+        try:
+            check_host(svc.store.get_host(host))
+        except Conflict as err:
+            rows += [_row(i, "left behind", reason=str(err)) for i in queue]
+            queue = []
         while queue and len(running) < limit:
             inst = queue.pop(0)
             task_id = _live_task(svc.store, inst)

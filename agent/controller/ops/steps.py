@@ -129,7 +129,8 @@ def define_on(role, flavor_key=None):
 def undefine_on(role):
     def step(ctx):
         leave_if_unreachable(ctx, ctx[role], "instance.undefine",
-                             _leftover(ctx), uuid=ctx.params["uuid"])
+                             leftover(ctx, "domain"),
+                             uuid=ctx.params["uuid"])
     step.__name__ = f"undefine_on_{role}"
     return step
 
@@ -150,13 +151,17 @@ def destroy_on(role):
     """Step (an undo): the guest powered off at ``ctx[role]``.  Skipped
     only when that host is known to be off (fenced)."""
     def step(ctx):
-        require_host(ctx, ctx[role], _leftover(ctx), gone=OFF)
+        require_host(ctx, ctx[role], leftover(ctx, "domain"), gone=OFF)
         common.instance_call(ctx, ctx[role], "instance.destroy")
     step.__name__ = f"destroy_on_{role}"
     return step
 
 
-def _leftover(ctx):
+def leftover(ctx, *remove):
+    """What an undo leaves on a gone host: ``remove`` of "domain",
+    "files" of the task's instance (see agent.controller.host_cleanups,
+    which removes it when the host is back, if the store still agrees)."""
     inst = ctx.services.store.get_instance(ctx.params["uuid"],
                                            deleted=True)
-    return {"uuid": inst["uuid"], "storage": inst["storage"]}
+    return {"uuid": inst["uuid"], "storage": inst["storage"],
+            "remove": list(remove)}

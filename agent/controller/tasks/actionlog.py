@@ -56,7 +56,9 @@ class ActionTaskLog:
             ev = self.store.start_event(action_id, f"{kind}_left_on_host")
             self.store.finish_event(ev["id"], "Skipped",
                                     f"left on {host} ({reason}): {leftover}")
-        self.store.add_host_cleanup(host, leftover, reason)
+        self.store.record_cleanup(host, leftover["uuid"],
+                                  leftover["storage"], leftover["remove"],
+                                  reason=reason)
 
     def task_finish(self, task_id, state, error=None):
         self.store.task_finish(task_id, state, error)
