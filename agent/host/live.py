@@ -14,11 +14,12 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 
+from agent.common import disk, validate
 from agent.common.errors import Conflict, DroverError
 from agent.conf import CONF
 from agent.host import instances
 from agent.host.migration import job as jobmod
-from agent.hypervisor import disk, domains, validate
+from agent.hypervisor import domains
 
 
 def dest_uri(address):

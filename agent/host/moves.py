@@ -19,11 +19,11 @@ import sys
 import threading
 import time
 
-from agent.common import process
+from agent.common import disk, process, validate
 from agent.common.errors import DroverError, NotFound
 from agent.conf import CONF
 from agent.host import instances
-from agent.hypervisor import disk, domains, validate
+from agent.hypervisor import domains
 from agent.transport import diskcopy
 
 LOG = logging.getLogger(__name__)

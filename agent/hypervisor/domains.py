@@ -12,7 +12,7 @@ import libvirt
 
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
 from agent.conf import CONF
-from agent.hypervisor import validate
+from agent.common import validate
 
 POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",

@@ -2,10 +2,10 @@
 import time
 import uuid as uuidlib
 
+from agent.common import validate
 from agent.common.errors import Conflict
 from agent.controller import placement, states
 from agent.controller.api.views import event_rows, server_detail, server_row
-from agent.hypervisor import validate
 
 TASK_WAIT_POLL = 0.01       # a read of the local store
 

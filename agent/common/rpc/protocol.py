@@ -1,4 +1,5 @@
-"""The agent's RPC protocol: JSON lines over a byte stream.
+"""drover's RPC protocol: JSON lines over a byte stream (the agents' RPC,
+and the controller's API socket).
 
 Request:      {"id": N, "method": "name", "params": {...}}
 Reply:        {"id": N, "result": ...}
