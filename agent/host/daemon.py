@@ -31,10 +31,9 @@ def build_server(conn):
     (MethodMismatch if one is missing or differs from the table)."""
     server = RpcServer(CONF.agent.socket_path, methods=methods.AGENT)
     server.register("host.facts", lambda: facts.host_facts(conn))
-    server.register("image.status", image_cache.status)
-    server.register("image.commit", image_cache.commit)
+    server.register_group("image", image_cache)
+    server.register_group("storage", storage)
     Instances(conn).register(server)
-    storage.register(server)
     moves.register(server, conn)
     live.register(server, conn)
     server.check_complete()

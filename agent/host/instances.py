@@ -94,6 +94,4 @@ class Instances:
         return {"log": text}
 
     def register(self, server):
-        for name in ("prepare", "define", "start", "stop", "destroy",
-                     "undefine", "cleanup", "info", "console_log"):
-            server.register(f"instance.{name}", getattr(self, name))
+        server.register_group("instance", self)

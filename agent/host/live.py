@@ -162,12 +162,8 @@ class Live:
         return {"removed": instances.idir(uuid, storage).remove()}
 
     def register(self, server):
-        for name in ("start", "status", "wait", "abort", "force_complete",
-                     "list"):
-            server.register(f"migration.{name}", getattr(self, name))
-        for name in ("disk_facts", "cleanup_source", "prepare_dest",
-                     "cleanup_dest"):
-            server.register(f"live.{name}", getattr(self, name))
+        server.register_group("migration", self)
+        server.register_group("live", self)
 
 
 def register(server, conn):

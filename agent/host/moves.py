@@ -183,10 +183,7 @@ class Moves:
         return {"rebased": rebased, "grown": bool(grown)}
 
     def register(self, server):
-        for name in ("base", "power_off", "to_resize", "restore", "discard",
-                     "convert_raw", "copy_start", "copy_status",
-                     "finish_disk"):
-            server.register(f"move.{name}", getattr(self, name))
+        server.register_group("move", self)
 
 
 def _send(src_dir, address, dest_dir, dest_base, progress):

@@ -11,10 +11,8 @@ from agent.host.migration import job
 
 def test_the_agent_serves_every_method_of_the_table_and_no_other(mocker):
     server = daemon.build_server(mocker.Mock())
-    # register() refused any name not in the table, or parameters that
-    # differ from it; check_complete() any entry left out.
     assert server.table is AGENT
-    server.check_complete()
+    assert server.registered() == sorted(AGENT)
 
 
 def test_the_agent_does_not_start_with_a_method_left_unimplemented(mocker):
@@ -26,9 +24,36 @@ def test_the_agent_does_not_start_with_a_method_left_unimplemented(mocker):
 
 def test_the_agent_does_not_start_serving_a_method_not_in_the_table(mocker):
     mocker.patch.dict(AGENT)
-    del AGENT["instance.start"]
-    with pytest.raises(MethodMismatch, match="'instance.start' is not in"):
+    del AGENT["host.facts"]
+    with pytest.raises(MethodMismatch, match="'host.facts' is not in"):
         daemon.build_server(mocker.Mock())
+
+
+def test_a_group_implementation_missing_a_method_is_refused(mocker):
+    mocker.patch.dict(AGENT, {"storage.probe_erase": Method(
+        "storage.probe_erase", ("storage",))})
+    with pytest.raises(MethodMismatch, match="storage.probe_erase: .*"
+                       "has no probe_erase"):
+        daemon.build_server(mocker.Mock())
+
+
+def test_a_group_serves_only_the_tables_methods(tmp_path):
+    server = RpcServer(str(tmp_path / "s.sock"), methods=table(
+        Method("x.one", ("a",)), Method("y.two")))
+
+    class Impl:
+        def one(self, a):
+            pass
+
+        def extra(self):
+            pass
+    server.register_group("x", Impl())
+    assert server.registered() == ["x.one"]
+    with pytest.raises(MethodMismatch, match="'x.extra' is not in"):
+        server.register("x.extra", Impl().extra)
+    with pytest.raises(MethodMismatch, match="without an implementation: "
+                       "y.two$"):
+        server.check_complete()
 
 
 def test_the_agent_does_not_start_when_a_signature_differs(mocker):

@@ -83,9 +83,26 @@ class RpcServer:
             method.check_signature(fn)
         self._methods[name] = (fn, inspect.signature(fn))
 
+    def register_group(self, prefix, impl):
+        """Register ``impl.NAME`` for every method ``PREFIX.NAME`` of the
+        table; MethodMismatch if ``impl`` lacks one."""
+        for name in self.table:
+            group, _, attr = name.partition(".")
+            if group != prefix:
+                continue
+            fn = getattr(impl, attr, None)
+            if not callable(fn):
+                raise rpc_methods.MethodMismatch(
+                    f"{name}: {impl!r} has no {attr}()")
+            self.register(name, fn)
+
+    def registered(self):
+        """Names of the registered methods, sorted."""
+        return sorted(self._methods)
+
     def check_complete(self):
         """MethodMismatch unless every method of the table is registered."""
-        missing = sorted(set(self.table or ()) - set(self._methods))
+        missing = sorted(set(self.table or ()) - set(self.registered()))
         if missing:
             raise rpc_methods.MethodMismatch(
                 "methods of the table without an implementation: "
