@@ -140,6 +140,8 @@ def test_every_entry_is_documented_and_says_why_it_is_not_idempotent():
         assert method.idempotent or "Not idempotent" in method.doc, \
             method.name
         assert not set(method.required) & set(method.optional)
+        # AgentClient.call takes "timeout" for itself.
+        assert "timeout" not in method.required + method.optional
     assert not set(AGENT) & set(methods.BUILTIN)
 
 

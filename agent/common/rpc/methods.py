@@ -2,10 +2,12 @@
 
 The agent registers exactly these (``RpcServer(path, methods=AGENT)``
 refuses a name not in the table or a function whose parameters differ,
+``register_group`` registers a group's methods by their table names,
 and the daemon refuses to start with an entry left unimplemented); the
-controller's client refuses, before sending anything, a call of an
-unknown method or with missing or unknown parameters, and takes its
-default timeout from here.
+controller's client (agent.transport.ssh.AgentClient) refuses, before
+sending anything, a call of an unknown method or with missing or unknown
+parameters, and takes its default timeout from here.  The controller's
+own API socket uses the same server without a table.
 
 ``idempotent``: running the method a second time, after the first run or
 while it still runs, does no harm (no second effect, no data lost; the
