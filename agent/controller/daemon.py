@@ -13,6 +13,7 @@ import threading
 
 from agent import conf
 from agent.common import daemon, systemd
+from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
 from agent.controller import api, periodic
 from agent.controller.admission import Admission
@@ -21,7 +22,6 @@ from agent.controller.hosts import HostManager
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
-from agent.host.rpc import RpcServer
 
 LOG = logging.getLogger("drover-controller")
 

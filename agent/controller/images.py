@@ -14,9 +14,9 @@ import uuid as uuidlib
 
 import paramiko
 
+from agent.common import disk
 from agent.common.errors import DroverError, InvalidInput
 from agent.conf import CONF
-from agent.hypervisor import disk
 from agent.transport.ssh import CONNECTIONS
 
 CHUNK = 4 << 20

@@ -15,10 +15,11 @@ import threading
 from agent import conf
 from agent.common import daemon, systemd
 from agent.common.errors import DroverError
+from agent.common.rpc import methods
+from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
 from agent.host import facts, image_cache, live, moves, storage
 from agent.host.instances import Instances
-from agent.host.rpc import RpcServer
 from agent.hypervisor import domains
 from agent.hypervisor.connection import Connection
 
@@ -26,14 +27,16 @@ LOG = logging.getLogger("drover-agent")
 
 
 def build_server(conn):
-    server = RpcServer(CONF.agent.socket_path)
+    """The RPC server with every method of agent.common.rpc.methods.AGENT
+    (MethodMismatch if one is missing or differs from the table)."""
+    server = RpcServer(CONF.agent.socket_path, methods=methods.AGENT)
     server.register("host.facts", lambda: facts.host_facts(conn))
-    server.register("image.status", image_cache.status)
-    server.register("image.commit", image_cache.commit)
+    server.register_group("image", image_cache)
+    server.register_group("storage", storage)
     Instances(conn).register(server)
-    storage.register(server)
     moves.register(server, conn)
     live.register(server, conn)
+    server.check_complete()
 
     def on_lifecycle(uuid, event, detail):
         try:

@@ -8,9 +8,9 @@ import hashlib
 import os
 import pathlib
 
+from agent.common import disk, validate
 from agent.common.errors import DroverError
 from agent.conf import CONF
-from agent.hypervisor import disk, validate
 
 
 def _path(uuid):

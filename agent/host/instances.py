@@ -1,7 +1,8 @@
 """Instance primitives the controller calls; each can run twice."""
 from agent.common.errors import InvalidInput
 from agent.conf import CONF
-from agent.hypervisor import disk, domain_xml, domains, instance_dir, spec
+from agent.common import disk
+from agent.hypervisor import domain_xml, domains, instance_dir, spec
 
 GIB = 1 << 30
 STORAGE = ("local", "shared")
@@ -93,6 +94,4 @@ class Instances:
         return {"log": text}
 
     def register(self, server):
-        for name in ("prepare", "define", "start", "stop", "destroy",
-                     "undefine", "cleanup", "info", "console_log"):
-            server.register(f"instance.{name}", getattr(self, name))
+        server.register_group("instance", self)

@@ -14,11 +14,12 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 
+from agent.common import disk, validate
 from agent.common.errors import Conflict, DroverError
 from agent.conf import CONF
 from agent.host import instances
 from agent.host.migration import job as jobmod
-from agent.hypervisor import disk, domains, validate
+from agent.hypervisor import domains
 
 
 def dest_uri(address):
@@ -161,12 +162,8 @@ class Live:
         return {"removed": instances.idir(uuid, storage).remove()}
 
     def register(self, server):
-        for name in ("start", "status", "wait", "abort", "force_complete",
-                     "list"):
-            server.register(f"migration.{name}", getattr(self, name))
-        for name in ("disk_facts", "cleanup_source", "prepare_dest",
-                     "cleanup_dest"):
-            server.register(f"live.{name}", getattr(self, name))
+        server.register_group("migration", self)
+        server.register_group("live", self)
 
 
 def register(server, conn):

@@ -19,11 +19,11 @@ import sys
 import threading
 import time
 
-from agent.common import process
+from agent.common import disk, process, validate
 from agent.common.errors import DroverError, NotFound, one_line
 from agent.conf import CONF
 from agent.host import instances
-from agent.hypervisor import disk, domains, validate
+from agent.hypervisor import domains
 from agent.transport import diskcopy
 
 LOG = logging.getLogger(__name__)
@@ -182,10 +182,7 @@ class Moves:
         return {"rebased": rebased, "grown": bool(grown)}
 
     def register(self, server):
-        for name in ("base", "power_off", "to_resize", "restore", "discard",
-                     "convert_raw", "copy_start", "copy_status",
-                     "finish_disk"):
-            server.register(f"move.{name}", getattr(self, name))
+        server.register_group("move", self)
 
 
 def _send(src_dir, address, dest_dir, dest_base, progress):

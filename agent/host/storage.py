@@ -43,8 +43,3 @@ def probe_remove(storage, name):
     except FileNotFoundError:
         return {"removed": False}
     return {"removed": True}
-
-
-def register(server):
-    for fn in (probe_write, probe_check, probe_remove):
-        server.register(f"storage.{fn.__name__}", fn)

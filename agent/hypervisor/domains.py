@@ -13,7 +13,7 @@ import libvirt
 from agent.common.errors import (Conflict, DroverError, InvalidInput,
                                  NotFound, one_line)
 from agent.conf import CONF
-from agent.hypervisor import validate
+from agent.common import validate
 
 POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",

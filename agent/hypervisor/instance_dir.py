@@ -12,8 +12,8 @@ import shutil
 
 from agent.common.errors import Conflict, NotFound
 from agent.conf import CONF
-from agent.hypervisor import disk as diskmod
-from agent.hypervisor import validate
+from agent.common import disk as diskmod
+from agent.common import validate
 
 RESIZE_SUFFIX = "_resize"
 

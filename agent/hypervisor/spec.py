@@ -8,7 +8,7 @@ import dataclasses
 import string
 
 from agent.common.errors import InvalidInput
-from agent.hypervisor import validate
+from agent.common import validate
 
 DISK_FORMATS = frozenset({"qcow2", "raw"})
 DISK_BUSES = {"virtio": "vd", "sata": "sd"}

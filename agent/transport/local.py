@@ -4,7 +4,7 @@ import itertools
 import socket
 
 from agent.common.errors import DroverError
-from agent.host import rpc_protocol as proto
+from agent.common.rpc import protocol as proto
 
 
 class LocalClient:

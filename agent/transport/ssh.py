@@ -17,9 +17,10 @@ import time
 
 import paramiko
 
-from agent.common.errors import DroverError
+from agent.common.errors import DroverError, one_line
+from agent.common.rpc import methods as rpc_methods
+from agent.common.rpc import protocol as proto
 from agent.conf import CONF
-from agent.host import rpc_protocol as proto
 from agent.transport.errors import (AgentError, CallTimeout, HostKeyRejected,
                                     HostUnreachable)
 
@@ -57,7 +58,7 @@ def _load_private_key(path):
                           "needs a key without a passphrase") from None
     except (OSError, paramiko.SSHException, ValueError) as err:
         raise DroverError(f"cannot read SSH private key {path}: "
-                          f"{proto.one_line(err)}") from None
+                          f"{one_line(err)}") from None
 
 
 def _open_socket(host, address, port):
@@ -112,7 +113,7 @@ def connect(host, address, port):
     except _LINK_ERRORS as err:
         client.close()
         raise HostUnreachable(f"SSH to {host} ({address}:{port}) failed: "
-                              f"{proto.one_line(err) or type(err).__name__}"
+                              f"{one_line(err)}"
                               ) from None
     client.get_transport().set_keepalive(CONF.ssh.keepalive_interval)
     return client
@@ -201,12 +202,14 @@ class AgentClient:
     notification, in order, on a thread of their own; they also get
     "agent.disconnected" ({"host", "reason"}) when the channel is lost and
     "agent.reconnected" ({"host"}) once the next call has reopened it (events
-    in between are lost).
+    in between are lost).  Calls are checked against ``methods``, the
+    agent's method table (agent.common.rpc.methods) by default.
     """
 
     def __init__(self, host, address, port=None, relay_command=None,
-                 connections=CONNECTIONS):
+                 connections=CONNECTIONS, methods=rpc_methods.AGENT):
         self.host = host
+        self.methods = methods
         self.address = address
         self.port = port or CONF.ssh.port
         self.relay_command = relay_command or CONF.ssh.relay_command
@@ -235,10 +238,20 @@ class AgentClient:
         Raises the agent's error as its agent.common.errors class,
         AgentError for an unexpected agent failure, HostUnreachable when
         the host cannot be reached (CallTimeout after ``timeout`` seconds,
-        default [ssh] rpc_timeout).  A request that could not be sent is
-        tried once more on a new connection.
+        default the method's in the table, else [ssh] rpc_timeout), and
+        MethodMismatch, sending nothing, for a method or parameters the
+        table does not have.
+
+        A request that could not be sent whole is tried once more on a new
+        connection: the agent never runs a line it did not get whole.  One
+        that may have reached the agent is not resent here; only an
+        idempotent method (Method.idempotent) could be, since the first run
+        may still be going on.
         """
-        timeout = CONF.ssh.rpc_timeout if timeout is None else timeout
+        spec = rpc_methods.check_call(self.methods, method, params)
+        if timeout is None:
+            timeout = CONF.ssh.rpc_timeout if spec.timeout is None \
+                else spec.timeout
         call_id = next(self._ids)
         line = proto.encode({"id": call_id, "method": method,
                              "params": params})
@@ -254,7 +267,7 @@ class AgentClient:
             except _LINK_ERRORS as err:
                 # A line never sent whole is never run: safe to resend.
                 self._channel_lost(channel, f"connection to {self.host} "
-                                   f"lost: {proto.one_line(err)}")
+                                   f"lost: {one_line(err)}")
                 if attempt == 2:
                     raise waiter.error from None
         if not waiter.done.wait(timeout):
@@ -337,7 +350,7 @@ class AgentClient:
                 channel.exec_command(self.relay_command)
                 return channel
             except _LINK_ERRORS as err:
-                reason = proto.one_line(err) or type(err).__name__
+                reason = one_line(err)
         raise HostUnreachable(f"{self.host}: cannot start the agent relay: "
                               f"{reason}")
 
@@ -355,7 +368,7 @@ class AgentClient:
                     del buf[:end + 1]
                     self._received(line)
         except _LINK_ERRORS as err:
-            reason = proto.one_line(err) or type(err).__name__
+            reason = one_line(err)
         self._channel_lost(channel, self._loss_reason(channel, reason))
 
     def _loss_reason(self, channel, reason):

@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
+from agent.common import disk
 from agent.conf import CONF
-from agent.hypervisor import disk, domains
+from agent.hypervisor import domains
 from agent.hypervisor.connection import Connection
 from agent.hypervisor.domain_xml import METADATA_NS, render_domain
 from agent.hypervisor.instance_dir import InstanceDir

@@ -17,8 +17,9 @@ import pytest
 from sshd import SSHD, Sshd
 
 from agent.common.errors import Conflict, NotFound
+from agent.common.rpc.methods import Method, table
+from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.host.rpc import RpcServer
 from agent.transport import ssh
 from agent.transport.errors import (AgentError, CallTimeout, HostKeyRejected,
                                     HostUnreachable)
@@ -39,10 +40,16 @@ def sshd(tmp_path_factory):
         server.destroy()
 
 
+# "nope" is in the clients' table but not served: the server's answer.
+METHODS = table(Method("echo", ("value",)),
+                Method("sleep_echo", ("value", "delay")),
+                Method("lookup", ("name",)), Method("crash"), Method("nope"))
+
+
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory):
     path = tmp_path_factory.mktemp("dssh-agent") / "run" / "agent.sock"
-    server = RpcServer(str(path))
+    server = RpcServer(str(path), methods=METHODS)
     server.register("echo", lambda value: value)
     server.register("sleep_echo",
                     lambda value, delay: (time.sleep(delay), value)[1])
@@ -88,8 +95,8 @@ def connections():
 
 @pytest.fixture
 def client(sshd, conf, connections):
-    with ssh.AgentClient("host1", sshd.address,
-                         connections=connections) as agent_client:
+    with ssh.AgentClient("host1", sshd.address, connections=connections,
+                         methods=METHODS) as agent_client:
         yield agent_client
 
 
@@ -130,9 +137,9 @@ def test_concurrent_calls_from_ten_threads(client):
 
 def test_clients_of_one_host_share_one_transport(sshd, conf, connections):
     with ssh.AgentClient("host1", sshd.address,
-                         connections=connections) as one, \
+                         connections=connections, methods=METHODS) as one, \
             ssh.AgentClient("host1", sshd.address,
-                            connections=connections) as two:
+                            connections=connections, methods=METHODS) as two:
         assert one.call("echo", value=1) == 1
         assert two.call("echo", value=2) == 2
         assert one._channel.get_transport() is two._channel.get_transport()
@@ -162,7 +169,7 @@ def test_notifications_reach_subscribers(client, agent):
 def test_unknown_host_key_is_refused(sshd, conf, connections):
     conf.write_text("")
     with ssh.AgentClient("host1", sshd.address,
-                         connections=connections) as unknown:
+                         connections=connections, methods=METHODS) as unknown:
         with pytest.raises(HostKeyRejected) as err:
             unknown.call("echo", value=1)
     message = str(err.value)
@@ -178,7 +185,7 @@ def test_changed_host_key_is_refused(sshd, conf, connections):
     sshd.start()
     conf.write_text(f"{sshd.address} {old}")
     with ssh.AgentClient("host1", sshd.address,
-                         connections=connections) as changed:
+                         connections=connections, methods=METHODS) as changed:
         with pytest.raises(HostKeyRejected) as err:
             changed.call("echo", value=1)
     message = str(err.value)
@@ -221,7 +228,7 @@ def test_calls_in_flight_fail_when_the_host_goes_away(sshd, client):
 def test_unreachable_address(sshd, conf, connections):
     # A port nothing listens on, in the test's own namespace.
     with ssh.AgentClient("ghost", sshd.address, port=2222,
-                         connections=connections) as ghost:
+                         connections=connections, methods=METHODS) as ghost:
         with pytest.raises(HostUnreachable, match="cannot connect to ghost"):
             ghost.call("echo", value=1)
 
@@ -230,7 +237,7 @@ def test_missing_agent_socket_is_reported(sshd, conf, connections, tmp_path):
     relay = shlex.join([sys.executable, "-m", "agent.host.relay",
                         "--socket", str(tmp_path / "none.sock")])
     with ssh.AgentClient("host1", sshd.address, relay_command=relay,
-                         connections=connections) as broken:
+                         connections=connections, methods=METHODS) as broken:
         with pytest.raises(HostUnreachable,
                            match="relay exited .status 1.: .*cannot connect"):
             broken.call("echo", value=1)
@@ -243,13 +250,13 @@ def test_timings(sshd, conf, connections, record_property):
         pool = ssh.SSHConnections()
         start = time.perf_counter()
         with ssh.AgentClient("host1", sshd.address,
-                             connections=pool) as fresh:
+                             connections=pool, methods=METHODS) as fresh:
             pool.transport("host1", sshd.address, 22)
             logins.append(time.perf_counter() - start)
             fresh.call("echo", value=0)
             setups.append(time.perf_counter() - start)
     with ssh.AgentClient("host1", sshd.address,
-                         connections=connections) as warm:
+                         connections=connections, methods=METHODS) as warm:
         warm.call("echo", value=0)
         rtts = []
         for i in range(100):

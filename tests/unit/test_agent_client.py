@@ -9,7 +9,8 @@ import pytest
 from rpc_helpers import sock_dir  # noqa: F401
 
 from agent.common.errors import CommandFailed, Conflict, NotFound
-from agent.host.rpc import RpcServer
+from agent.common.rpc.methods import Method, MethodMismatch, table
+from agent.common.rpc.server import RpcServer
 from agent.transport.errors import AgentError, CallTimeout, HostUnreachable
 from agent.transport.ssh import AgentClient
 
@@ -80,9 +81,18 @@ def _raise(exc):
     raise exc
 
 
+METHODS = table(
+    Method("echo", ("value",)),
+    Method("sleep_echo", ("value", "delay")),
+    Method("quick", timeout=0.1, doc="never answers in time"),
+    Method("kind", ("method",)),
+    *(Method(name) for name in ("missing", "busy", "qemu_img", "crash")),
+)
+
+
 @pytest.fixture
 def server(sock_dir):  # noqa: F811
-    rpc = RpcServer(os.path.join(sock_dir, "agent.sock"))
+    rpc = RpcServer(os.path.join(sock_dir, "agent.sock"), methods=METHODS)
     rpc.register("echo", lambda value: value)
     rpc.register("sleep_echo",
                  lambda value, delay: (time.sleep(delay), value)[1])
@@ -91,6 +101,7 @@ def server(sock_dir):  # noqa: F811
     rpc.register("qemu_img", lambda: _raise(
         CommandFailed(["qemu-img"], 1, "cannot open")))
     rpc.register("crash", lambda: _raise(KeyError("disk")))
+    rpc.register("quick", lambda: time.sleep(0.3))
     rpc.start()
     yield rpc
     rpc.stop()
@@ -105,7 +116,7 @@ def connections(server):
 def client(connections):
     agent = AgentClient("host1", "198.18.200.9", port=22,
                         relay_command="drover-agent relay",
-                        connections=connections)
+                        connections=connections, methods=METHODS)
     yield agent
     agent.close()
 
@@ -228,7 +239,8 @@ def test_a_failing_callback_does_not_stop_the_others(client, server):
 
 
 def test_close_releases_the_connection_once(connections):
-    agent = AgentClient("host1", "198.18.200.9", connections=connections)
+    agent = AgentClient("host1", "198.18.200.9", connections=connections,
+                        methods=METHODS)
     agent.call("echo", value=1)
     assert connections.holders == 1
     agent.close()
@@ -237,3 +249,30 @@ def test_close_releases_the_connection_once(connections):
     assert connections.channels[0].closed
     with pytest.raises(HostUnreachable, match="closed"):
         agent.call("echo", value=1)
+
+
+@pytest.mark.parametrize("method, params, message", [
+    ("echoo", {"value": 1}, "no RPC method 'echoo'"),
+    ("echo", {}, r"echo\(value\): missing value"),
+    ("echo", {"value": 1, "extra": 2}, "unknown extra"),
+])
+def test_a_call_the_table_does_not_have_is_never_sent(
+        client, connections, method, params, message):
+    with pytest.raises(MethodMismatch, match=message):
+        client.call(method, **params)
+    assert connections.channels == []       # nothing went out
+
+
+def test_the_default_timeout_is_the_methods_own(client):
+    with pytest.raises(CallTimeout, match="no reply to quick within 0.1 s"):
+        client.call("quick")
+
+
+def test_the_agents_table_is_the_default(connections):
+    with AgentClient("host1", "198.18.200.9",
+                     connections=connections) as agent:
+        with pytest.raises(MethodMismatch, match="echo"):
+            agent.call("echo", value=1)
+        with pytest.raises(MethodMismatch, match="missing storage"):
+            agent.call("instance.cleanup", uuid="u1")
+    assert connections.channels == []

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from agent.common.errors import DroverError
+from agent.common.rpc.methods import AGENT, check_call
 from agent.controller import states
 from agent.controller.admission import Admission
 from agent.controller.daemon import Services
@@ -25,6 +26,7 @@ class FakeAgents:
         self.fail = None
 
     def call(self, host, method, timeout=None, **params):
+        check_call(AGENT, method, params)       # what AgentClient refuses
         self.calls.append((host, method))
         if method == self.fail:
             raise DroverError(f"{method} refused on {host}")

@@ -6,6 +6,7 @@ import types
 import pytest
 
 from agent.common.errors import DroverError, InvalidInput
+from agent.common.rpc.methods import AGENT, check_call
 from agent.conf import CONF
 from agent.controller import periodic, states
 from agent.controller.db import Store, upgrade
@@ -120,6 +121,7 @@ class FakeAgents:
         self.probe_seen = probe_seen
 
     def call(self, host, method, timeout=None, **params):
+        check_call(AGENT, method, params)       # what AgentClient refuses
         self.calls.append((host, method))
         err = self.fail.get(f"{host} {method}")
         if err is not None:

@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from agent.common.rpc.methods import AGENT, check_call
 from agent.controller import states
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
@@ -41,6 +42,7 @@ class Agents:
         self.fail_at, self.count = fail_at, 0
 
     def call(self, host, method, timeout=None, **params):
+        check_call(AGENT, method, params)
         self.count += 1
         if self.count == self.fail_at:
             raise TimeoutError()

@@ -5,6 +5,7 @@ import types
 import pytest
 
 from agent.common.errors import DroverError, NotFound
+from agent.common.rpc.methods import AGENT, check_call
 from agent.controller.ops import live_migrate
 from agent.controller.tasks.workflow import Context
 
@@ -17,6 +18,7 @@ class FakeHosts:
         self.calls = []
 
     def call(self, host, method, timeout=None, **params):
+        check_call(AGENT, method, params)       # what AgentClient refuses
         self.calls.append((host, method))
         answer = self.answers[(host, method)]
         if isinstance(answer, Exception):

@@ -7,7 +7,7 @@ import threading
 import pytest
 from rpc_helpers import sock_dir  # noqa: F401
 
-from agent.host.rpc import RpcServer
+from agent.common.rpc.server import RpcServer
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import pytest
 
 from agent.common import errors
-from agent.host import rpc_protocol as proto
+from agent.common.rpc import protocol as proto
 from agent.transport.errors import AgentError, HostUnreachable
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent.common.errors import Conflict, InvalidInput, NotFound
-from agent.host.rpc import RpcServer
+from agent.common.rpc.server import RpcServer
 from rpc_helpers import LineClient, sock_dir  # noqa: F401
 
 
@@ -102,7 +102,7 @@ def test_raised_errors_are_mapped_by_class(server, client, caplog):
     server.register("not_json", lambda: object())
     assert client.call("missing")["error"] == {
         "type": "NotFound", "message": "instance 42 not found"}
-    with caplog.at_level(logging.ERROR, logger="agent.host.rpc"):
+    with caplog.at_level(logging.ERROR, logger="agent.common.rpc.server"):
         assert client.call("crash")["error"] == {
             "type": "InternalError",
             "message": "ZeroDivisionError: division by zero"}

@@ -1,11 +1,11 @@
 """API: servers (instances), their actions and tasks."""
 import time
 
+from agent.common import validate
 from agent.common.errors import Conflict
 from agent.controller import placement
 from agent.controller.api.views import event_rows, server_detail, server_row
 from agent.controller.ops import boot
-from agent.hypervisor import validate
 
 TASK_WAIT_POLL = 0.01       # a read of the local store
 

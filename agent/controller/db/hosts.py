@@ -1,7 +1,7 @@
 """Store methods: hosts."""
 from sqlalchemy import func, select
 
-from agent.common.errors import Conflict, InvalidInput
+from agent.common.errors import Conflict, InvalidInput, one_line
 from agent.controller.db import validate
 from agent.controller.db.models import Allocation, Host, Instance, utcnow
 from agent.controller.db.session import one
@@ -12,12 +12,6 @@ FACTS = ("vcpus", "memory_mb", "disk_gb", "vcpus_used", "memory_mb_used",
          "qemu_version", "cpu_model", "instances_path",
          "shared_instances_path")
 DOWN_REASON = 500       # characters kept of a host's down_reason
-
-
-def one_line(text):
-    """The first line of ``text`` (an error), as a host's down_reason."""
-    lines = str(text).strip().splitlines()
-    return (lines[0] if lines else "")[:DOWN_REASON] or None
 
 
 def get_host(s, name):
@@ -90,7 +84,8 @@ class HostsMixin:
     def set_host_down_reason(self, name, reason):
         """Record why the last poll of host ``name`` failed (its first
         line); the host's state is left as it is."""
-        return self._set_host(name, down_reason=one_line(reason))
+        return self._set_host(name, down_reason=None if reason is None
+                              else one_line(reason, DOWN_REASON))
 
     def _set_host(self, name, **values):
         with self.db.write() as s:

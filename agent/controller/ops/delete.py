@@ -19,6 +19,7 @@ after a restart.  An instance that was never placed is only marked.
 Deleting on a down host breaks no promise: the guest is not started
 anywhere else, and its disk is what the user asked to delete.
 """
+from agent.common.errors import one_line
 from agent.controller import states
 from agent.controller.ops import common, resize_confirm
 from agent.controller.tasks.workflow import Step, Workflow
@@ -57,7 +58,7 @@ def _on_host(ctx, method, **params):
     try:
         common.instance_call(ctx, host, method, **params)
     except HostUnreachable as err:
-        return _defer(ctx, host, str(err).splitlines()[0][:500])
+        return _defer(ctx, host, one_line(err))
     return None
 
 

@@ -26,12 +26,12 @@ reason.
 import logging
 import time
 
-from agent.common.errors import Conflict, DroverError, NotFound
+from agent.common.errors import Conflict, DroverError, NotFound, one_line
+from agent.common.rpc import methods as rpc
 from agent.conf import CONF
 from agent.controller import images, live_checks, placement, states
 from agent.controller.ops import common
 from agent.controller.tasks.workflow import Step, Workflow
-from agent.host.migration import job as jobmod
 from agent.transport.errors import HostUnreachable
 
 LOG = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def stop_job(ctx):
         status = _wait_job(ctx, uuid)
     except NotFound:
         status = None
-    if status and status["status"] == jobmod.COMPLETED:
+    if status and status["status"] == rpc.COMPLETED:
         raise DroverError("the migration completed while it was being "
                           "rolled back")
     if where(ctx) == ctx["dest"]:
@@ -190,12 +190,12 @@ def monitor(ctx):
             return {"elapsed": None, "downtime_ms": None, "final": {}}
         raise DroverError("the source agent lost the migration job and the "
                           f"guest is not on {ctx['dest']}")
-    if status["status"] == jobmod.COMPLETED:
+    if status["status"] == rpc.COMPLETED:
         return {"elapsed": status["elapsed"],
                 "downtime_ms": status["final_downtime_ms"],
                 "final": status.get("progress") or {}}
     reason = status["reason"] or status["status"]
-    if status["status"] == jobmod.CANCELLED:
+    if status["status"] == rpc.CANCELLED:
         raise Cancelled(f"live migration cancelled: {reason}")
     raise DroverError(f"live migration failed: {reason}")
 
@@ -233,7 +233,7 @@ def on_failed(ctx, err):
         mig = store.get_migration(ctx["migration_uuid"])
         if states.migration_in_progress(mig["status"]):
             _set_migration(ctx, status=status,
-                           error=str(err).splitlines()[0][:500])
+                           error=one_line(err))
     inst = store.get_instance(uuid)
     source = ctx.get("source") or inst["host"]
     try:
@@ -286,7 +286,7 @@ def _wait_job(ctx, uuid, record_progress=False):
         if status.get("migration_uuid") not in (None,
                                                 ctx["migration_uuid"]):
             return None
-        if status["status"] not in jobmod.ACTIVE:
+        if status["status"] not in rpc.ACTIVE:
             return status
         if record_progress:
             _record(ctx, status)

@@ -17,21 +17,15 @@ import time
 
 import libvirt
 
+from agent.common import validate
 from agent.common.errors import Conflict, InvalidInput, NotFound, one_line
+from agent.common.rpc.methods import (ACTIVE, CANCELLED, COMPLETED, FAILED,
+                                      POSTCOPY, PREPARING, QUEUED, RUNNING)
 from agent.conf import CONF
 from agent.host.migration import policy
-from agent.hypervisor import domains, validate
+from agent.hypervisor import domains
 
 LOG = logging.getLogger(__name__)
-
-QUEUED = "queued"
-PREPARING = "preparing"
-RUNNING = "running"
-POSTCOPY = "postcopy"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-ACTIVE = frozenset({QUEUED, PREPARING, RUNNING, POSTCOPY})
 
 BLOCK_FLAGS = libvirt.VIR_MIGRATE_NON_SHARED_INC | \
     libvirt.VIR_MIGRATE_NON_SHARED_DISK

@@ -12,7 +12,7 @@ import re
 import libvirt
 
 from agent.common.errors import InvalidInput
-from agent.hypervisor import validate
+from agent.common import validate
 
 GiB = 1024 ** 3
 # Like Nova: guest RAM counts as at least 2 GiB, so that small guests get

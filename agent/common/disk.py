@@ -12,7 +12,7 @@ import os
 
 from agent.common import process
 from agent.common.errors import Conflict, InvalidInput, NotFound
-from agent.hypervisor import validate
+from agent.common import validate
 
 FORMATS = frozenset({"qcow2", "raw"})
 

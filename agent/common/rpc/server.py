@@ -1,11 +1,15 @@
-"""The agent's RPC server: JSON lines on a local UNIX socket.
+"""drover's RPC server: JSON lines on a local UNIX socket (the agent's,
+and the controller's API socket).
 
 One I/O thread multiplexes the listening socket and every connection, so
 idle clients cost no thread; each call runs in a worker thread of its own
 that ends with the call, and replies go back as calls finish (out of
 order).  A client that stops reading is dropped once its unsent output
 passes ``max_backlog``.  Connections that called ``subscribe`` also get
-the notifications given to ``publish``.  The protocol is in rpc_protocol.
+the notifications given to ``publish``.  A server given a method table
+(agent.common.rpc.methods) serves only methods of the table, each
+registered with the parameters the table declares.  The protocol is in
+agent.common.rpc.protocol.
 """
 import inspect
 import logging
@@ -15,14 +19,15 @@ import socket
 import stat
 import threading
 
-from agent.common.errors import Conflict, InvalidInput, NotFound
-from agent.host import rpc_protocol as proto
+from agent.common.errors import Conflict, InvalidInput, NotFound, one_line
+from agent.common.rpc import methods as rpc_methods
+from agent.common.rpc import protocol as proto
 
 LOG = logging.getLogger(__name__)
 
 MAX_LINE = 16 * 1024 * 1024
 MAX_BACKLOG = 64 * 1024 * 1024
-_BUILTINS = ("subscribe", "unsubscribe")
+_BUILTINS = tuple(rpc_methods.BUILTIN)
 
 
 class _Connection:
@@ -39,10 +44,13 @@ class _Connection:
 
 
 class RpcServer:
-    """Serve registered functions on the UNIX socket ``path``."""
+    """Serve registered functions on the UNIX socket ``path``; with
+    ``methods`` (a method table), only the table's methods."""
 
-    def __init__(self, path, *, max_line=MAX_LINE, max_backlog=MAX_BACKLOG):
+    def __init__(self, path, *, methods=None, max_line=MAX_LINE,
+                 max_backlog=MAX_BACKLOG):
         self.path = path
+        self.table = methods
         self.max_line = max_line
         self.max_backlog = max_backlog
         self._methods = {}
@@ -60,10 +68,45 @@ class RpcServer:
     # -- public API -------------------------------------------------------
 
     def register(self, name, fn):
-        """Serve ``fn(**params)``, which returns JSON-able, as ``name``."""
+        """Serve ``fn(**params)``, which returns JSON-able, as ``name``.
+
+        With a method table: MethodMismatch unless ``name`` is in it and
+        ``fn`` takes the parameters it declares.
+        """
         if name in _BUILTINS:
             raise InvalidInput(f"'{name}' is a built-in RPC method")
+        if self.table is not None:
+            method = self.table.get(name)
+            if method is None:
+                raise rpc_methods.MethodMismatch(
+                    f"{name!r} is not in the method table")
+            method.check_signature(fn)
         self._methods[name] = (fn, inspect.signature(fn))
+
+    def register_group(self, prefix, impl):
+        """Register ``impl.NAME`` for every method ``PREFIX.NAME`` of the
+        table; MethodMismatch if ``impl`` lacks one."""
+        for name in self.table:
+            group, _, attr = name.partition(".")
+            if group != prefix:
+                continue
+            fn = getattr(impl, attr, None)
+            if not callable(fn):
+                raise rpc_methods.MethodMismatch(
+                    f"{name}: {impl!r} has no {attr}()")
+            self.register(name, fn)
+
+    def registered(self):
+        """Names of the registered methods, sorted."""
+        return sorted(self._methods)
+
+    def check_complete(self):
+        """MethodMismatch unless every method of the table is registered."""
+        missing = sorted(set(self.table or ()) - set(self.registered()))
+        if missing:
+            raise rpc_methods.MethodMismatch(
+                "methods of the table without an implementation: "
+                + ", ".join(missing))
 
     def publish(self, event, data):
         """Send a notification to every subscribed connection."""
@@ -321,7 +364,7 @@ class RpcServer:
             if proto.error_type(exc) == proto.INTERNAL_ERROR:
                 LOG.exception("RPC %s failed", name)
             else:
-                LOG.info("RPC %s: %s", name, proto.one_line(exc))
+                LOG.info("RPC %s: %s", name, one_line(exc))
             line = proto.encode({"id": call_id,
                                  "error": proto.error_body(exc)})
         with self._lock:

@@ -1,4 +1,5 @@
-"""The agent's RPC protocol: JSON lines over a byte stream.
+"""drover's RPC protocol: JSON lines over a byte stream (the agents' RPC,
+and the controller's API socket).
 
 Request:      {"id": N, "method": "name", "params": {...}}
 Reply:        {"id": N, "result": ...}
@@ -11,8 +12,10 @@ else is "InternalError".
 import json
 
 from agent.common import errors
+from agent.common.errors import one_line
 
 INTERNAL_ERROR = "InternalError"
+MESSAGE_LIMIT = 2000     # characters of an error message on the wire
 
 # Wire name -> class, for every DroverError class in agent.common.errors.
 ERROR_CLASSES = {
@@ -41,14 +44,6 @@ def decode(line):
     return message
 
 
-def one_line(text):
-    """First non-empty line of ``text`` (messages must be one line)."""
-    for line in str(text).splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 def error_type(exc):
     """Wire type of ``exc``: its nearest class in agent.common.errors."""
     for cls in type(exc).__mro__:
@@ -60,11 +55,10 @@ def error_type(exc):
 def error_body(exc):
     """The "error" member of a reply for ``exc``."""
     kind = error_type(exc)
-    message = one_line(exc)
-    if kind == INTERNAL_ERROR:
-        message = f"{type(exc).__name__}: {message}" if message else \
-            type(exc).__name__
-    return {"type": kind, "message": message or kind}
+    message = one_line(exc, limit=MESSAGE_LIMIT)
+    if kind == INTERNAL_ERROR and message != type(exc).__name__:
+        message = f"{type(exc).__name__}: {message}"
+    return {"type": kind, "message": message}
 
 
 def error_from_body(body, fallback):
@@ -76,7 +70,7 @@ def error_from_body(body, fallback):
     if not isinstance(body, dict):
         body = {}
     kind = str(body.get("type") or INTERNAL_ERROR)
-    message = one_line(body.get("message") or kind)
+    message = one_line(body.get("message") or kind, limit=MESSAGE_LIMIT)
     cls = ERROR_CLASSES.get(kind)
     if cls is None:
         return fallback(message)

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
+from agent.common import disk
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
-from agent.hypervisor import disk
 
 MiB = 1 << 20
 
