@@ -67,8 +67,15 @@ database_url = sqlite:////var/lib/drover/drover.db
 CONF
 
 # Guests attach to br-guest (give it an uplink to reach them from outside).
-ip link show br-guest >/dev/null 2>&1 || ip link add br-guest type bridge
-ip link set br-guest up
+# Its MAC is pinned: left to itself Linux gives a bridge the lowest MAC of
+# its ports, here a guest's tap (fe:54:...), and during a live migration
+# the other host, holding a tap with that same MAC, would drop this host's
+# frames as its own. There is no uplink here, so a locally administered
+# MAC unique to this host; if you add an uplink, pin the uplink's MAC.
+bridge_mac=$(printf '02:64:72:00:00:%02x' "$DROVER_INDEX")
+ip link show br-guest >/dev/null 2>&1 ||
+  ip link add br-guest address "$bridge_mac" type bridge
+ip link set br-guest address "$bridge_mac" up
 
 systemctl enable --now libvirtd
 

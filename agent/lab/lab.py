@@ -39,10 +39,13 @@ def unavailable_reason():
 
 
 class Lab:
-    """A lab of ``name`` on ``network`` whose state lives in ``lab_dir``."""
+    """A lab of ``name`` on ``network`` whose state lives in ``lab_dir``;
+    ``eth0_macs`` ({host index: MAC}) chooses the uplink MAC of hosts
+    that ``up`` creates."""
 
-    def __init__(self, lab_dir, name="drover", network="198.18.0.0/24"):
-        self.plan = make_plan(name, network)
+    def __init__(self, lab_dir, name="drover", network="198.18.0.0/24",
+                 eth0_macs=None):
+        self.plan = make_plan(name, network, eth0_macs)
         self.files = lab_files.LabFiles(lab_dir)
         self.lab_dir = self.files.lab_dir
 

@@ -57,17 +57,34 @@ def ensure_bridge(plan):
 
 
 def add_host(plan, host):
-    """Create the host's namespace, veth pair and guest bridge."""
+    """Create the host's namespace, veth pair and guest bridge.
+
+    The guest bridge takes its uplink's (eth0's) MAC for good.  Left to
+    itself Linux gives a bridge the lowest MAC of its ports, which is a
+    guest's tap (fe:54:...) whenever eth0's sorts above it; the tap of that
+    guest on another host has the same MAC, so during a live migration the
+    other host's bridge drops every frame from this one as "own address".
+    """
+    peer = ["eth0"] + (["address", host.eth0_mac] if host.eth0_mac else [])
     _batch([["netns", "add", host.netns],
             ["link", "add", host.veth, "type", "veth", "peer", "name",
-             "eth0", "netns", host.netns],
+             *peer, "netns", host.netns],
             ["link", "set", host.veth, "master", plan.bridge, "up"]])
+    uplink_mac = link_mac("eth0", host.netns)
     _batch([["link", "set", "lo", "up"],
-            ["link", "add", GUEST_BRIDGE, *_BRIDGE_OPTS],
+            ["link", "add", GUEST_BRIDGE, "address", uplink_mac,
+             *_BRIDGE_OPTS],
             ["link", "set", "eth0", "master", GUEST_BRIDGE, "up"],
             ["addr", "add", f"{host.address}/{host.prefixlen}", "dev",
              GUEST_BRIDGE],
             ["link", "set", GUEST_BRIDGE, "up"]], netns=host.netns)
+
+
+def link_mac(name, netns=None):
+    """The MAC of interface ``name`` (in ``netns``)."""
+    argv = ["ip"] + (["-n", netns] if netns else []) + \
+        ["-j", "link", "show", "dev", name]
+    return json.loads(process.run(argv))[0]["address"]
 
 
 def remove_host(host):

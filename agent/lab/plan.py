@@ -4,7 +4,8 @@ A lab called NAME on network N (for example 198.18.0.0/24) has a bridge
 ``NAME-br`` in the root namespace holding N's first address (.1), and host
 i (1..MAX_HOSTS) has the network namespace, root-side veth and hostname
 ``NAME-hI`` and the address .(10+i).  Interface names must fit the kernel's
-15 characters, which bounds NAME to 10.
+15 characters, which bounds NAME to 10.  A host's ``eth0`` (its uplink in
+its guest bridge) has a MAC the kernel picks, unless the plan chooses one.
 """
 import dataclasses
 import ipaddress
@@ -25,6 +26,7 @@ LOCAL_STORAGE = "/var/lib/drover"
 SHARED_STORAGE = "/var/lib/drover-shared"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _UUID_NS = uuid.UUID("6f3a1c52-1b0e-4d8e-9a37-5c1f0e2b7d44")
 
 
@@ -35,6 +37,7 @@ class HostPlan:
     address: str
     prefixlen: int
     host_uuid: str
+    eth0_mac: str | None = None     # None: the kernel picks one
 
     @property
     def short(self):
@@ -61,6 +64,7 @@ class HostPlan:
 class LabPlan:
     name: str
     network: ipaddress.IPv4Network
+    eth0_macs: tuple = ()           # (index, MAC) pairs
 
     @property
     def bridge(self):
@@ -85,7 +89,8 @@ class LabPlan:
             index=index, name=name,
             address=str(self.network.network_address + HOST_OFFSET + index),
             prefixlen=self.network.prefixlen,
-            host_uuid=str(uuid.uuid5(_UUID_NS, name)))
+            host_uuid=str(uuid.uuid5(_UUID_NS, name)),
+            eth0_mac=dict(self.eth0_macs).get(index))
 
     def hosts(self, count):
         check_count(count)
@@ -108,8 +113,19 @@ def check_count(count):
                            f"not {count}")
 
 
-def make_plan(name, network):
-    """Validate the lab name and network and return a LabPlan."""
+def check_mac(mac):
+    """The MAC in lower case, if it is a unicast Ethernet address."""
+    text = str(mac).lower()
+    if not _MAC_RE.match(text) or int(text[:2], 16) & 1 or \
+            text == "00:00:00:00:00:00":
+        raise InvalidInput(f"{mac!r} is not a unicast MAC address "
+                           "(like 02:00:00:00:00:01)")
+    return text
+
+
+def make_plan(name, network, eth0_macs=None):
+    """Validate the lab name and network and return a LabPlan;
+    ``eth0_macs`` maps host indexes to the MAC their ``eth0`` gets."""
     if not _NAME_RE.match(name or ""):
         raise InvalidInput(f"lab name {name!r} must be 1-10 lower-case "
                            "letters or digits, starting with a letter")
@@ -122,7 +138,16 @@ def make_plan(name, network):
     if net.num_addresses < 2 * (HOST_OFFSET + MAX_HOSTS + 2):
         raise InvalidInput(f"lab network {network} is too small "
                            f"(/{net.prefixlen}); use /26 or larger")
-    plan = LabPlan(name=name, network=net)
+    macs = {}
+    for index, mac in (eth0_macs or {}).items():
+        if not isinstance(index, int) or not 1 <= index <= MAX_HOSTS:
+            raise InvalidInput(f"lab host index must be 1..{MAX_HOSTS}, "
+                               f"not {index!r}")
+        macs[index] = check_mac(mac)
+    if len(set(macs.values())) < len(macs):
+        raise InvalidInput("lab hosts need distinct eth0 MACs")
+    plan = LabPlan(name=name, network=net,
+                   eth0_macs=tuple(sorted(macs.items())))
     longest = max(len(plan.bridge), len(plan.host(MAX_HOSTS).veth))
     assert longest <= IFNAME_MAX, longest
     return plan

@@ -200,3 +200,16 @@ def test_a_running_lab_keeps_its_name(lab, tmp_path):
         with pytest.raises(Conflict, match="used by the lab in"):
             action()
     assert all(h["state"] == "up" for h in lab.status())
+
+
+def test_guest_bridge_keeps_its_uplinks_mac(lab_hosts):
+    """br-guest has eth0's MAC, set (3) rather than computed from its ports
+    (1): a guest's tap joining it cannot change it."""
+    for host in lab_hosts:
+        ns = host["netns"]
+        assert netns.link_mac("br-guest", ns) == netns.link_mac("eth0", ns)
+        kind = subprocess.run(
+            ["ip", "netns", "exec", ns, "cat",
+             "/sys/class/net/br-guest/addr_assign_type"],
+            capture_output=True, text=True, check=True).stdout
+        assert kind.strip() == "3", host["name"]

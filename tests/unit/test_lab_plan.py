@@ -70,3 +70,23 @@ def test_host_uuids_are_distinct_and_stable():
 def test_host_count_is_bounded(count):
     with pytest.raises(InvalidInput):
         make_plan("lab", "198.18.0.0/24").hosts(count)
+
+
+def test_a_host_gets_the_eth0_mac_the_plan_chooses():
+    plan = make_plan("lab", "198.18.0.0/24", {2: "FE:FF:00:00:00:02"})
+    assert plan.host(2).eth0_mac == "fe:ff:00:00:00:02"
+    assert plan.host(1).eth0_mac is None
+    assert make_plan("lab", "198.18.0.0/24").host(2).eth0_mac is None
+
+
+@pytest.mark.parametrize("macs", [{1: "01:00:00:00:00:01"},   # multicast
+                                  {1: "00:00:00:00:00:00"},
+                                  {1: "fe:ff:00:00:00"},
+                                  {1: "fe-ff-00-00-00-02"},
+                                  {0: "02:00:00:00:00:01"},
+                                  {MAX_HOSTS + 1: "02:00:00:00:00:01"},
+                                  {1: "02:00:00:00:00:01",
+                                   2: "02:00:00:00:00:01"}])
+def test_bad_eth0_macs_are_refused(macs):
+    with pytest.raises(InvalidInput):
+        make_plan("lab", "198.18.0.0/24", macs)
