@@ -19,6 +19,7 @@ VERB_MODULES = (
     "agent.cli.flavor",
     "agent.cli.image",
     "agent.cli.server",
+    "agent.cli.task",
     "agent.cli.lab",
 )
 
