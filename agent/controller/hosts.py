@@ -5,12 +5,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import paramiko
+
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import states
 from agent.controller.db.models import jsonable, utcnow
 from agent.transport.errors import HostUnreachable
-from agent.transport.ssh import AgentClient
+from agent.transport.ssh import CONNECTIONS, AgentClient
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +50,23 @@ class HostManager:
 
     def call(self, host, method, timeout=None, **params):
         return self.client(host).call(method, timeout=timeout, **params)
+
+    def upload(self, host, local_path, remote_path):
+        """Copy a local file to ``remote_path`` on ``host`` over SFTP on
+        its agent's SSH connection."""
+        record = self.store.get_host(host)
+        self.client(host)       # holds the shared SSH connection open
+        try:
+            transport = CONNECTIONS.transport(host, record["address"],
+                                              CONF.ssh.port)
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            try:
+                sftp.put(local_path, remote_path)
+            finally:
+                sftp.close()
+        except (OSError, paramiko.SSHException) as err:
+            raise DroverError(f"copying an image to {host} failed: {err}") \
+                from None
 
     def register(self, name, address):
         """Add (or re-address) a host: reach its agent, record its facts."""

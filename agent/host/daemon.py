@@ -28,6 +28,7 @@ LOG = logging.getLogger("drover-agent")
 def build_server(conn):
     server = RpcServer(CONF.agent.socket_path)
     server.register("host.facts", lambda: facts.host_facts(conn))
+    server.register("host.inventory", lambda: facts.inventory(conn))
     server.register("image.status", image_cache.status)
     server.register("image.commit", image_cache.commit)
     Instances(conn).register(server)
