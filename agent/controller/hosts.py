@@ -32,6 +32,11 @@ class HostManager:
         self._stop = threading.Event()
         self._thread = None
 
+    def now(self):
+        """Now in the store's time format: when a poll is asked (its
+        news is older than any change made after)."""
+        return _now()
+
     # -- clients ------------------------------------------------------------
 
     def client(self, name):
@@ -75,7 +80,7 @@ class HostManager:
         if old is not None:
             old.close()
         client = AgentClient(name, address)
-        asked = _now()
+        asked = self.now()
         try:
             facts = client.call("host.facts", timeout=30)
         except DroverError:
@@ -135,7 +140,7 @@ class HostManager:
     def poll_host(self, name):
         """Ask one agent for its facts; mark the host down after
         [controller] host_down_after seconds without an answer."""
-        asked = _now()
+        asked = self.now()
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)

@@ -6,8 +6,8 @@ import uuid as uuidlib
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
 from agent.sim.world import GIB, IMAGE_CACHE, Disk, Domain, Job
 
-COPY_STEPS = 1          # status calls before a disk copy ends
-LIVE_STEPS = 1          # wait calls before a live migration ends
+COPY_STEPS = 2          # status calls before a disk copy ends
+LIVE_STEPS = 2          # wait calls before a live migration ends
 NO_SPACE = "No space left on device"
 
 

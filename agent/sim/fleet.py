@@ -13,16 +13,19 @@ guests, the agent's jobs; disks stay), ``cut``/``restore`` (the host's
 network: calls raise HostUnreachable, host-to-host copies fail),
 ``crash_agent``/``restart_agent`` (its jobs are lost, domains survive),
 ``fill_disk``/``free_disk``, ``fail(host, method, error)`` and
-``fail_next_call(error)``; hooks ``at_step(name, fn)`` (when a task's step
-starts, or ``when="done"``: after its work, before the store records it)
-and ``at_call(k, fn)`` (before the k-th agent call).  ``ControllerCrash``
-raised from a hook stops the controller there (a BaseException: the
-engine does not catch it); ``restart_controller`` is a new TaskEngine on
-the same store that resumes what was in flight.
+``fail_next_call(error, step)``; hooks ``at_step(name, fn)`` (when a
+task's step starts, or ``when="done"``: after its work, before the store
+records it), ``at_call(k, fn)`` (before the k-th agent call) and
+``before_calls(fn)``.  ``ControllerCrash`` raised from a hook stops the
+controller there (a BaseException: the engine does not catch it);
+``restart_controller`` is a new TaskEngine on the same store that resumes
+what was in flight.
 
 Time is simulated: ``clock.install()`` gives the controller's modules a
 clock whose ``sleep`` returns at once (running events due by then).
 """
+import copy
+import datetime
 import heapq
 import itertools
 import json
@@ -31,6 +34,7 @@ import time as _walltime
 
 from agent.common.errors import DroverError
 from agent.controller.daemon import Services
+from agent.controller.db.models import jsonable, utcnow
 from agent.controller.hosts import HostManager
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -49,8 +53,10 @@ class ControllerCrash(BaseException):
 class SimClock:
     """Seconds since the start of the simulation; events at given times."""
 
+    START = 1000.0
+
     def __init__(self):
-        self.now = 1000.0
+        self.now = self.START
         self._events = []
         self._seq = itertools.count()
 
@@ -113,10 +119,22 @@ class SimHosts(HostManager):
     def __init__(self, store, fleet):
         super().__init__(store)
         self.fleet = fleet
+        self.known = set()
 
     def client(self, name):
-        self.store.get_host(name)       # NotFound for an unknown host
+        if name not in self.known:
+            self.store.get_host(name)   # NotFound for an unknown host
+            self.known.add(name)
         return self.fleet.clients[name]
+
+    def forget(self, name):
+        self.known.discard(name)
+        super().forget(name)
+
+    def now(self):
+        """The wall clock moved on by the simulated time elapsed."""
+        elapsed = self.fleet.clock.now - SimClock.START
+        return jsonable(utcnow() + datetime.timedelta(seconds=elapsed))
 
     def upload(self, host, local_path, remote_path):
         self.store.get_host(host)
@@ -129,19 +147,27 @@ class WatchedLog:
 
     def __init__(self, log, fleet):
         self._log, self._fleet = log, fleet
+        self._kinds = {}
 
     def __getattr__(self, name):
         return getattr(self._log, name)
 
+    def _kind(self, task_id):
+        if task_id not in self._kinds:
+            self._kinds[task_id] = self._log.task_get(task_id)["kind"]
+        return self._kinds[task_id]
+
     def step_started(self, task_id, index, name):
         self._log.step_started(task_id, index, name)
-        self._fleet.step_reached(self._log.task_get(task_id)["kind"], name,
-                                 "start")
+        self._fleet.step_reached(self._kind(task_id), name, "start")
 
     def step_done(self, task_id, name, data):
-        self._fleet.step_reached(self._log.task_get(task_id)["kind"], name,
-                                 "done")
+        self._fleet.step_reached(self._kind(task_id), name, "done")
         self._log.step_done(task_id, name, data)
+
+    def step_failed(self, task_id, name, error):
+        self._fleet.step = None         # undoing now
+        self._log.step_failed(task_id, name, error)
 
 
 class Fleet:
@@ -154,26 +180,47 @@ class Fleet:
         self.calls = []                 # (host, method) of every call
         self._step_hooks = []           # [kind, name, when, fn]
         self._call_hooks = {}           # k -> fn
-        self._fail_next = None
+        self._watches = []              # fn(fleet, host, method) -> done
+        self._fail_next = None          # (error, step name or None)
+        self.step = None                # the step running now
         self.svc = None
 
     def add_host(self, name, **host_args):
         host = self.world.add_host(name, **host_args)
-        self.agents[name] = SimAgent(self.world, host)
-        self.clients[name] = SimClient(self, name)
+        self._attach(host)
         return host
+
+    def _attach(self, host):
+        self.agents[host.name] = SimAgent(self.world, host)
+        self.clients[host.name] = SimClient(self, host.name)
+
+    def snapshot(self):
+        """A copy of the world and the clock, for ``from_snapshot``."""
+        return copy.deepcopy((self.world, self.clock.now))
+
+    @classmethod
+    def from_snapshot(cls, snapshot):
+        """A fleet in the state ``snapshot`` recorded."""
+        fleet = cls(names=())
+        fleet.world, fleet.clock.now = copy.deepcopy(snapshot)
+        for host in fleet.world.hosts.values():
+            fleet._attach(host)
+        return fleet
 
     def host(self, name):
         return self.world.hosts[name]
 
     # -- the controller side ----------------------------------------------
 
-    def controller(self, store, workflows=None):
-        """Services over ``store`` with this fleet's hosts registered."""
+    def controller(self, store, workflows=None, register=True):
+        """Services over ``store`` with this fleet's hosts registered
+        (``register``: recorded in the store with their facts)."""
         from agent.controller.ops import WORKFLOWS
         self._workflows = workflows or WORKFLOWS
         self._store = store
         for name, host in self.world.hosts.items():
+            if not register:
+                break
             facts = self.agents[name].host_facts()
             store.upsert_host(name, address=host.address, facts=facts)
         return self._new_services()
@@ -210,6 +257,9 @@ class Fleet:
             hook = self._call_hooks.pop(len(self.calls), None)
             if hook is not None:
                 hook(self)
+            for watch in list(self._watches):
+                if watch(self, name, method):
+                    self._watches.remove(watch)
         if not host.powered:
             raise HostUnreachable(f"ssh: connect to host {host.address} "
                                   "port 22: No route to host")
@@ -230,8 +280,9 @@ class Fleet:
         return json.loads(json.dumps(result))
 
     def _injected(self, name, method):
-        if self._fail_next is not None:
-            err, self._fail_next = self._fail_next, None
+        if self._fail_next is not None and \
+                self._fail_next[1] in (None, self.step):
+            err, self._fail_next = self._fail_next[0], None
             raise err
         for entry in self.world.hosts[name].failures:
             if entry[0] == method and entry[2] > 0:
@@ -276,17 +327,22 @@ class Fleet:
         self.host(name).failures.append(
             [method, error or DroverError(LIBVIRT_ERROR), times])
 
-    def fail_next_call(self, error=None):
-        self._fail_next = error or DroverError(LIBVIRT_ERROR)
+    def fail_next_call(self, error=None, step=None):
+        """The next agent call raises ``error`` (a libvirt error by
+        default); with ``step``, only a call that step makes."""
+        self._fail_next = (error or DroverError(LIBVIRT_ERROR), step)
 
     def heal(self):
-        """Every host on, reachable, its agent running, room on disk."""
+        """Every host on, reachable, its agent running, room on disk; no
+        error or call hook left armed."""
         for name, host in self.world.hosts.items():
             self.power_on(name)
             host.linked = host.agent_up = True
             host.disk_full = False
             host.failures.clear()
         self._fail_next = None
+        self._call_hooks.clear()
+        self._watches.clear()
 
     # -- hooks ------------------------------------------------------------
 
@@ -300,7 +356,17 @@ class Fleet:
         """``fn(fleet)`` before the k-th agent call (counting from 1)."""
         self._call_hooks[k] = fn
 
+    def before_calls(self, fn):
+        """``fn(fleet, host, method)`` before every agent call until it
+        returns True."""
+        self._watches.append(fn)
+
+    def pending_hooks(self):
+        """Step hooks that have not fired yet."""
+        return len(self._step_hooks)
+
     def step_reached(self, kind, name, when):
+        self.step = name if when == "start" else None
         for hook in list(self._step_hooks):
             if hook[0] in (None, kind) and hook[1] == name and \
                     hook[2] == when:

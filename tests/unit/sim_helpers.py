@@ -2,6 +2,7 @@
 for workflow tests: run operations, inject faults, read the tables, and
 judge the outcome against the two promises and the audit."""
 import shutil
+import sqlite3
 
 from agent.controller import audit, periodic, states
 from agent.controller.db import Store, upgrade
@@ -9,6 +10,7 @@ from agent.sim.fleet import ControllerCrash, Fleet
 
 _TEMPLATE = {}
 
+POLL_S = 2.0            # between two polls of the controller
 FLAVORS = (("small", 1, 256, 1), ("big", 2, 512, 3))
 # The task kind and the operation (states.OPERATIONS) of each verb.
 VERBS = {"migrate": ("cold_migrate", "migrate"),
@@ -31,20 +33,66 @@ def new_store(tmp_path):
     return Store(f"sqlite:///{path}")
 
 
+def _backup(src, dest):
+    with sqlite3.connect(src) as a, sqlite3.connect(dest) as b:
+        a.backup(b)
+    a.close()
+    b.close()
+
+
+def _reused_store(tmp_path, db_path):
+    """One store for every lab made from a snapshot, its content replaced
+    by the snapshot's: its engine keeps its compiled statements (most of
+    the time of a short test is SQLAlchemy compiling them afresh)."""
+    if "store" not in _TEMPLATE:
+        path = tmp_path.parent / "sim-reused.db"
+        _backup(db_path, path)
+        _TEMPLATE["store"] = (path, Store(f"sqlite:///{path}"))
+    path, store = _TEMPLATE["store"]
+    _backup(db_path, path)
+    return store
+
+
 class SimLab:
     """One controller, one store, a simulated fleet (h1, h2, h3 by
-    default), its clock installed in the controller's modules."""
+    default), its clock installed in the controller's modules.
 
-    def __init__(self, tmp_path, hosts=("h1", "h2", "h3"), **host_args):
-        self.fleet = Fleet(hosts, **host_args)
-        self.store = new_store(tmp_path)
-        for flavor in FLAVORS:
-            self.store.create_flavor(*flavor)
-        self.image = self.store.create_image(
-            "img", "/images/img", "qcow2", 1 << 30, 1 << 24, checksum="x")
-        self.fleet.controller(self.store)
-        self._uninstall = self.fleet.clock.install()
+    ``snapshot`` (from ``snapshot()``): start from a recorded state, in a
+    store reused between labs; ``actions=False``: operations run without
+    instance actions and events (a third fewer writes; they do not change
+    what runs where)."""
+
+    def __init__(self, tmp_path, hosts=("h1", "h2", "h3"), snapshot=None,
+                 actions=True, **host_args):
         self.crashed = False
+        self.actions = actions      # record instance actions and events
+        self._own_store = snapshot is None
+        if snapshot is not None:
+            db_path, world = snapshot
+            self.store = _reused_store(tmp_path, db_path)
+            self.fleet = Fleet.from_snapshot(world)
+            self.fleet.controller(self.store, register=False)
+        else:
+            self.fleet = Fleet(hosts, **host_args)
+            self.store = new_store(tmp_path)
+            for flavor in FLAVORS:
+                self.store.create_flavor(*flavor)
+            self.store.create_image("img", "/images/img", "qcow2", 1 << 30,
+                                    1 << 24, checksum="x")
+            self.fleet.controller(self.store)
+        self._uninstall = self.fleet.clock.install()
+
+    def guests_with_data(self):
+        """Instances whose disk holds their data now (a boot made it):
+        the judge checks that it is never lost."""
+        return {i["uuid"] for i in self.store.list_instances()
+                if self._data_anywhere(i["uuid"])}
+
+    def snapshot(self, path):
+        """The store (copied to ``path``) and the fleet, for SimLab(...,
+        snapshot=)."""
+        _backup(self.store.db.url.removeprefix("sqlite:///"), path)
+        return path, self.fleet.snapshot()
 
     @property
     def svc(self):
@@ -53,7 +101,8 @@ class SimLab:
     def close(self):
         self._uninstall()
         self.svc.engine.shutdown()
-        self.store.close()
+        if self._own_store:
+            self.store.close()
 
     # -- operations -------------------------------------------------------
 
@@ -61,9 +110,10 @@ class SimLab:
         return self.store.get_instance(name, deleted=True)["uuid"]
 
     def _run(self, kind, inst, action, **params):
-        act = self.store.start_action(inst["uuid"], action)
-        params = {"uuid": inst["uuid"], "action": action,
-                  "action_id": act["id"], **params}
+        params = {"uuid": inst["uuid"], "action": action, **params}
+        if self.actions:
+            params["action_id"] = self.store.start_action(inst["uuid"],
+                                                          action)["id"]
         try:
             task_id = self.svc.engine.run_sync(kind, params,
                                                instance_uuid=inst["uuid"])
@@ -92,12 +142,13 @@ class SimLab:
         self.fleet.restart_controller()
 
     def periodic(self):
-        """The controller's periodic work: polls, then the move tasks."""
-        self.fleet.poll()
+        """The controller's periodic work: the move tasks, then a poll of
+        every host (facts, power-state sync)."""
         periodic.clean_leftovers(self.svc)
         periodic.auto_confirm(self.svc)
         for task in self.store.list_tasks(unfinished=True):
             self.svc.engine.wait(task["id"])
+        self.fleet.clock.advance(POLL_S)
         self.fleet.poll()
 
     # -- tables -----------------------------------------------------------
@@ -148,9 +199,10 @@ class SimLab:
     def audit(self):
         return audit.run(self.store, self.svc.hosts)
 
-    def judge(self):
+    def judge(self, had_data=()):
         """Every way the fleet and the database disagree, or break a
-        promise, as lines; [] when consistent."""
+        promise, as lines; [] when consistent.  ``had_data``: instances
+        whose data existed before (guests_with_data)."""
         problems = [f"audit: {f['kind']} {f['host']} {f['instance']}: "
                     f"{f['detail']}" for f in self.audit()]
         world = self.fleet.world
@@ -177,9 +229,10 @@ class SimLab:
                     problems.append(f"{name}: power_state "
                                     f"{inst['power_state']}, running: "
                                     f"{runs}")
-            if not self._data_anywhere(uuid):
+            if uuid in had_data and not self._data_anywhere(uuid):
                 problems.append(f"{name}: DATA LOST (no disk holds it)")
-            elif inst["host"] and not self._data_on_host(inst):
+            elif inst["host"] and self._data_anywhere(uuid) and \
+                    not self._data_on_host(inst):
                 problems.append(f"{name}: its data is not in its "
                                 f"directory on {inst['host']} "
                                 f"({world.dirs_of(uuid)})")
@@ -191,8 +244,7 @@ class SimLab:
     def _data_anywhere(self, uuid):
         return any(d.data == f"data-{uuid}"
                    for dirs in self.fleet.world.storage.values()
-                   for d in dirs.values()) or not self.fleet.world.dirs_of(
-                       uuid) and self.store.get_instance(uuid)["host"] is None
+                   for d in dirs.values())
 
     def _data_on_host(self, inst):
         host = self.fleet.host(inst["host"])

@@ -1,0 +1,42 @@
+"""Unit-test fixtures: the fault matrix's table, printed at the end of
+the run (cases run, consistent, and the inconsistent ones)."""
+import json
+import os
+
+import pytest
+
+_MATRIX = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def fault_matrix(request):
+    """The list each fault-matrix case appends (workflow, step, fault,
+    problems) to."""
+    return request.config.stash.setdefault(_MATRIX, [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(_MATRIX, [])
+    if not rows:
+        return
+    dump = os.environ.get("DROVER_FAULT_MATRIX_JSON")
+    if dump:
+        with open(dump, "w") as f:
+            json.dump(rows, f, indent=1)
+    bad = [r for r in rows if r[3]]
+    tr = terminalreporter
+    tr.section("fault matrix")
+    tr.write_line(f"cases run: {len(rows)}, consistent: "
+                  f"{len(rows) - len(bad)}, inconsistent: {len(bad)}")
+    by_workflow = {}
+    for label, *_rest in rows:
+        by_workflow.setdefault(label, [0, 0])[0] += 1
+    for label, *_rest in bad:
+        by_workflow[label][1] += 1
+    for label, (run, wrong) in by_workflow.items():
+        tr.write_line(f"  {label:16} {run:4} run, {wrong:4} inconsistent")
+    for label, step, fault, problems in bad:
+        tr.write_line(f"  INCONSISTENT {label} / {step} / {fault}: "
+                      f"{problems[0]}"
+                      + (f" (+{len(problems) - 1} more)"
+                         if len(problems) > 1 else ""))
