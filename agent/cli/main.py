@@ -19,6 +19,7 @@ VERB_MODULES = (
     "agent.cli.flavor",
     "agent.cli.image",
     "agent.cli.server",
+    "agent.cli.fleet",
     "agent.cli.lab",
 )
 

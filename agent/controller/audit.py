@@ -167,8 +167,9 @@ def _claims(view, allocations):
                     f"claim of {mig['type']} {consumer} whose "
                     f"destination is {mig['dest_host']}"))
         else:
+            owner = alloc.get("instance_uuid")
             found.append(finding(
-                ORPHAN_CLAIM, host, alloc.get("instance_uuid"),
+                ORPHAN_CLAIM, host, view.name(owner) if owner else None,
                 f"consumer {consumer} is no instance or migration in "
                 "progress"))
     for inst in view.settled():

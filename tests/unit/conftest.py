@@ -29,14 +29,18 @@ def pytest_terminal_summary(terminalreporter, config):
     tr.write_line(f"cases run: {len(rows)}, consistent: "
                   f"{len(rows) - len(bad)}, inconsistent: {len(bad)}")
     by_workflow = {}
-    for label, *_rest in rows:
-        by_workflow.setdefault(label, [0, 0])[0] += 1
-    for label, *_rest in bad:
-        by_workflow[label][1] += 1
+    for label, _step, _fault, problems, _known in rows:
+        counts = by_workflow.setdefault(label, [0, 0])
+        counts[0] += 1
+        counts[1] += bool(problems)
     for label, (run, wrong) in by_workflow.items():
         tr.write_line(f"  {label:16} {run:4} run, {wrong:4} inconsistent")
-    for label, step, fault, problems in bad:
-        tr.write_line(f"  INCONSISTENT {label} / {step} / {fault}: "
-                      f"{problems[0]}"
-                      + (f" (+{len(problems) - 1} more)"
-                         if len(problems) > 1 else ""))
+    causes = {}
+    for label, step, fault, problems, known in bad:
+        tag = known[0] if known else "NEW"
+        if known:
+            causes[known[0]] = known[1]
+        tr.write_line(f"  INCONSISTENT {label} / {step} / {fault}: {tag}"
+                      + ("" if known else f": {problems[0]}"))
+    for tag, why in causes.items():
+        tr.write_line(f"  cause {tag}: {why}")
