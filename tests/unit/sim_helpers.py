@@ -98,6 +98,9 @@ class SimLab:
     def svc(self):
         return self.fleet.svc
 
+    def use_real_clock(self):
+        self._uninstall()
+
     def close(self):
         self._uninstall()
         self.svc.engine.shutdown()
