@@ -129,8 +129,9 @@ class SimAgent:
         uuid, dirs = _uuid(uuid), self._dirs(storage)
         self._cached(image_path)
         self._write(f"creating {self._path(storage, uuid)}")
-        dirs[uuid] = Disk("qcow2", disk_gb * GIB, image_path,
-                          data=f"data-{uuid}")
+        # A new overlay: over an existing disk, whatever it held is gone.
+        data = f"overwritten-{uuid}" if uuid in dirs else f"data-{uuid}"
+        dirs[uuid] = Disk("qcow2", disk_gb * GIB, image_path, data=data)
         return {"path": self._path(storage, uuid), "size": disk_gb * GIB}
 
     def instance_define(self, spec):
