@@ -195,7 +195,8 @@ class Fleet:
         self.clients[host.name] = SimClient(self, host.name)
 
     def snapshot(self):
-        """A copy of the world and the clock, for ``from_snapshot``."""
+        """A copy of the world and the clock, for ``from_snapshot``; take
+        it between operations (a job in flight is not copied with it)."""
         return copy.deepcopy((self.world, self.clock.now))
 
     @classmethod
