@@ -7,12 +7,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import paramiko
+
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import host_cleanups, states
 from agent.controller.db.models import jsonable, utcnow
 from agent.transport.errors import HostUnreachable
-from agent.transport.ssh import AgentClient
+from agent.transport.ssh import CONNECTIONS, AgentClient
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ class HostManager:
         self._subscribed = set()
         self._stop = threading.Event()
         self._thread = None
+
+    def now(self):
+        """Now in the store's time format: when a poll is asked (its
+        news is older than any change made after)."""
+        return _now()
 
     # -- clients ------------------------------------------------------------
 
@@ -51,6 +58,23 @@ class HostManager:
     def call(self, host, method, timeout=None, **params):
         return self.client(host).call(method, timeout=timeout, **params)
 
+    def upload(self, host, local_path, remote_path):
+        """Copy a local file to ``remote_path`` on ``host`` over SFTP on
+        its agent's SSH connection."""
+        record = self.store.get_host(host)
+        self.client(host)       # holds the shared SSH connection open
+        try:
+            transport = CONNECTIONS.transport(host, record["address"],
+                                              CONF.ssh.port)
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            try:
+                sftp.put(local_path, remote_path)
+            finally:
+                sftp.close()
+        except (OSError, paramiko.SSHException) as err:
+            raise DroverError(f"copying an image to {host} failed: {err}") \
+                from None
+
     def register(self, name, address):
         """Add (or re-address) a host: reach its agent, record its facts."""
         with self._lock:
@@ -58,7 +82,7 @@ class HostManager:
         if old is not None:
             old.close()
         client = AgentClient(name, address)
-        asked = _now()
+        asked = self.now()
         try:
             facts = client.call("host.facts", timeout=30)
         except DroverError:
@@ -120,7 +144,7 @@ class HostManager:
         [controller] host_down_after seconds without an answer.  A host
         that answers does its pending clean-ups first; one that was not
         up counts as up only once they are all done."""
-        asked = _now()
+        asked = self.now()
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)

@@ -1,9 +1,10 @@
 """The controller's image store, and getting an image onto a host.
 
 An image is a file under [controller] image_store_path named by its UUID.
-A host gets a copy over SFTP on the agent's SSH connection the first time an
-instance needs it, into a ``.part`` file the agent checks (size, sha256)
-and renames into its cache, where it serves as a backing file.
+A host gets a copy (HostManager.upload: SFTP on the agent's SSH
+connection) the first time an instance needs it, into a ``.part`` file the
+agent checks (size, sha256) and renames into its cache, where it serves as
+a backing file.
 """
 import hashlib
 import os
@@ -12,12 +13,9 @@ import shutil
 import threading
 import uuid as uuidlib
 
-import paramiko
-
 from agent.common import disk
-from agent.common.errors import DroverError, InvalidInput
+from agent.common.errors import InvalidInput
 from agent.conf import CONF
-from agent.transport.ssh import CONNECTIONS
 
 CHUNK = 4 << 20
 
@@ -76,23 +74,7 @@ def ensure_on_host(hosts, host, image, progress=lambda msg: None):
         if status["present"]:
             return status["path"]
         progress(f"copying image {image['name']} to {host}")
-        _upload(hosts, host, image["path"], status["upload_path"])
+        hosts.upload(host, image["path"], status["upload_path"])
         return hosts.call(host, "image.commit", uuid=image["uuid"],
                           sha256=image["checksum"], size=image["size"],
                           format=image["format"])["path"]
-
-
-def _upload(hosts, host, local_path, remote_path):
-    record = hosts.store.get_host(host)
-    hosts.client(host)      # holds the shared SSH connection open
-    try:
-        transport = CONNECTIONS.transport(host, record["address"],
-                                          CONF.ssh.port)
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        try:
-            sftp.put(local_path, remote_path)
-        finally:
-            sftp.close()
-    except (OSError, paramiko.SSHException) as err:
-        raise DroverError(f"copying an image to {host} failed: {err}") \
-            from None

@@ -31,6 +31,7 @@ def build_server(conn):
     (MethodMismatch if one is missing or differs from the table)."""
     server = RpcServer(CONF.agent.socket_path, methods=methods.AGENT)
     server.register("host.facts", lambda: facts.host_facts(conn))
+    server.register("host.inventory", lambda: facts.inventory(conn))
     server.register_group("image", image_cache)
     server.register_group("storage", storage)
     Instances(conn).register(server)

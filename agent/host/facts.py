@@ -1,5 +1,8 @@
-"""What a host tells the controller about itself."""
+"""What a host tells the controller about itself: its facts (resources,
+versions, domains) and its inventory (domains and instance directories,
+for ``drover fleet audit``)."""
 import os
+import re
 import socket
 
 from agent.conf import CONF
@@ -54,3 +57,30 @@ def host_facts(conn):
         "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state}
                     for d in doms],
     }
+
+
+_INSTANCE_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                           r"[0-9a-f]{4}-[0-9a-f]{12}(_resize|_copying)?$")
+
+
+def instance_dirs(base):
+    """Names of the instance directories (``<uuid>``, ``<uuid>_resize``,
+    ``<uuid>_copying``) under ``base``."""
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if _INSTANCE_DIR.match(n)
+                  and os.path.isdir(os.path.join(base, n)))
+
+
+def inventory(conn):
+    """``host.inventory``: every domain with its state, and the instance
+    directories of each storage this host has."""
+    dirs = {"local": instance_dirs(CONF.agent.instances_path)}
+    if CONF.agent.shared_instances_path:
+        dirs["shared"] = instance_dirs(CONF.agent.shared_instances_path)
+    return {"host": CONF.host or socket.gethostname(),
+            "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state}
+                        for d in domains.list_domains(conn)],
+            "directories": dirs}

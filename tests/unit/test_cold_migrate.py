@@ -1,18 +1,18 @@
 """Cold migration and resize: the pure decisions, the claims bookkeeping
-of confirm and revert, and the workflow's undo against a fake agent."""
+of confirm and revert, and the workflow and its undo on the simulated
+fleet."""
 import datetime
 import types
 
 import pytest
 
 from agent.common.errors import DroverError, InvalidInput
-from agent.common.rpc.methods import AGENT, check_call
 from agent.conf import CONF
 from agent.controller import periodic, states
 from agent.controller.db import Store, upgrade
 from agent.controller.ops import cold_migrate as cm
-from agent.controller.ops import resize_confirm, steps
-from agent.controller.tasks.engine import TaskEngine
+from agent.controller.ops import resize_confirm
+from sim_helpers import SimLab
 
 SMALL = {"id": 1, "name": "s", "vcpus": 1, "ram_mb": 256, "disk_gb": 1}
 BIG = {"id": 2, "name": "b", "vcpus": 2, "ram_mb": 512, "disk_gb": 3}
@@ -113,138 +113,108 @@ def test_revert_releases_the_destination_claim(store):
     assert _allocs(store) == [("h1", inst["uuid"], 256)]
 
 
-class FakeAgents:
-    """Agent calls recorded; ``fail`` maps "host method" to an error."""
-
-    def __init__(self, fail=None, probe_seen=False):
-        self.calls, self.fail = [], fail or {}
-        self.probe_seen = probe_seen
-
-    def call(self, host, method, timeout=None, **params):
-        check_call(AGENT, method, params)       # what AgentClient refuses
-        self.calls.append((host, method))
-        err = self.fail.get(f"{host} {method}")
-        if err is not None:
-            raise err
-        return {"move.power_off": {"result": "shutdown"},
-                "storage.probe_write": {"name": ".drover-probe-1"},
-                "storage.probe_check": {"found": self.probe_seen},
-                "move.base": {"path": "/var/lib/drover/instances"},
-                "move.copy_start": {"state": "done", "percent": 100.0,
-                                    "result": {"bytes_sent": 10}},
-                "image.status": {"present": True, "path": "/img"},
-                }.get(method, {})
+@pytest.fixture
+def lab(tmp_path):
+    lab = SimLab(tmp_path, hosts=("h1", "h2"))
+    yield lab
+    lab.close()
 
 
-def _run(store, agents, operation, params, mocker):
-    """``operation`` admitted and run to its end; its task."""
-    from agent.controller.admission import Admission
-    from agent.controller.ops import WORKFLOWS
-    from agent.controller.tasks.actionlog import ActionTaskLog
-    mocker.patch.object(steps.images, "ensure_on_host", return_value="/img")
-    svc = types.SimpleNamespace(store=store, hosts=agents)
-    svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc,
-                            max_workers=1)
-    svc.admission = Admission(svc)
-    params = dict(params)
-    try:
-        _, tid = svc.admission.submit(operation, params.pop("uuid"),
-                                      **params)
-        svc.engine.wait(tid)
-        return store.task_get(tid)
-    finally:
-        svc.engine.shutdown()
-
-
-def test_resize_ends_in_verify_resize_with_the_claim_on_the_dest(store,
-                                                                 mocker):
-    inst = _placed(store)
-    agents = FakeAgents()
-    task = _run(store, agents, "resize", {"uuid": inst["uuid"],
-                                          "flavor": "b"}, mocker)
+def test_resize_ends_in_verify_resize_with_the_claim_on_the_dest(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    task = lab.op("resize", "vm1", flavor="big")
     assert task["state"] == "done", task
-    after = store.get_instance(inst["uuid"])
+    after = lab.store.get_instance("vm1")
     assert (after["status"], after["host"], after["flavor"]["name"],
-            after["old_flavor"]["name"]) == ("VERIFY_RESIZE", "h2", "b", "s")
-    mig = store.list_migrations(instance_uuid=inst["uuid"])[0]
-    assert (mig["type"], mig["status"], mig["dest_host"]) == \
-        ("resize", "finished", "h2")
-    assert _allocs(store) == sorted([("h1", inst["uuid"], 256),
-                                     ("h2", mig["uuid"], 512)])
-    assert ("h1", "move.copy_start") in agents.calls
-    assert ("h2", "instance.start") in agents.calls
+            after["old_flavor"]["name"]) == ("VERIFY_RESIZE", "h2", "big",
+                                             "small")
+    assert lab.migrations() == [("vm1", "resize", "finished", "h1", "h2")]
+    assert lab.claims() == [("h1", "vm1", 1, 256), ("h2", "mig:vm1", 2, 512)]
+    assert ("h1", "move.copy_start") in lab.fleet.calls
+    # The guest runs on the destination; the source keeps its files.
+    assert lab.domains() == [("vm1", "h1", "shutoff"),
+                             ("vm1", "h2", "running")]
+    assert lab.directories() == [("local/h1", "vm1_resize"),
+                                 ("local/h2", "vm1")]
 
-    task = _run(store, agents, "resize-revert", {"uuid": inst["uuid"]},
-                mocker)
+    task = lab.op("revert", "vm1")
     assert task["state"] == "done", task
-    back = store.get_instance(inst["uuid"])
+    back = lab.store.get_instance("vm1")
     assert (back["status"], back["host"], back["flavor"]["name"]) == \
-        ("ACTIVE", "h1", "s")
-    assert _allocs(store) == [("h1", inst["uuid"], 256)]
-    assert agents.calls[-2:] == [("h1", "instance.define"),
-                                 ("h1", "instance.start")]
+        ("ACTIVE", "h1", "small")
+    assert lab.claims() == [("h1", "vm1", 1, 256)]
+    assert lab.fleet.calls[-2:] == [("h1", "instance.define"),
+                                    ("h1", "instance.start")]
+    assert lab.domains() == [("vm1", "h1", "running")]
+    assert lab.directories() == [("local/h1", "vm1")]
 
 
-def test_failed_define_undoes_back_to_the_source(store, mocker):
-    inst = _placed(store)
-    agents = FakeAgents(fail={"h2 instance.define":
-                              DroverError("domain already exists")})
-    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]},
-                mocker)
+def test_failed_define_undoes_back_to_the_source(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.fleet.fail("h2", "instance.define",
+                   DroverError("domain already exists"))
+    task = lab.op("migrate", "vm1")
     assert task["state"] == "failed"
-    after = store.get_instance(inst["uuid"])
+    after = lab.store.get_instance("vm1")
     assert (after["status"], after["host"]) == ("ACTIVE", "h1")
     assert "already exists" in after["error"]
-    undo = agents.calls[agents.calls.index(("h2", "instance.define")) + 1:]
+    calls = lab.fleet.calls
+    undo = calls[calls.index(("h2", "instance.define")) + 1:]
     assert undo == [("h2", "instance.undefine"), ("h2", "instance.cleanup"),
                     ("h1", "move.restore"), ("h1", "instance.define"),
                     ("h1", "instance.start")]
-    assert _allocs(store) == [("h1", inst["uuid"], 256)]
-    assert store.list_migrations()[0]["status"] == "error"
+    assert lab.claims() == [("h1", "vm1", 1, 256)]
+    assert lab.migrations()[0][2] == "error"
+    assert lab.domains() == [("vm1", "h1", "running")]
+    assert lab.directories() == [("local/h1", "vm1")]
 
 
-def test_unreachable_destination_leaves_a_recorded_leftover(store, mocker):
-    inst = _placed(store)
-    down = DroverError("host h2 is unreachable")
-    agents = FakeAgents(fail={"h2 move.finish_disk": down,
-                              "h2 instance.cleanup": down})
-    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]},
-                mocker)
+def test_unreachable_destination_leaves_a_recorded_leftover(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.fleet.at_step("disk", lambda f: f.cut("h2"))
+    task = lab.op("migrate", "vm1")
     assert task["state"] == "failed"
-    assert store.get_instance(inst["uuid"])["status"] == "ACTIVE"
-    mig = store.list_migrations()[0]
+    assert lab.store.get_instance("vm1")["status"] == "ACTIVE"
+    mig = lab.store.list_migrations()[0]
     assert mig["progress"]["leftover_host"] == "h2"
+    assert ("local/h2", "vm1") in lab.directories()
     # Once h2 answers, the periodic task removes it (and forgets it).
-    agents.fail.clear()
-    periodic.clean_leftovers(types.SimpleNamespace(store=store,
-                                                   hosts=agents))
-    assert agents.calls[-1] == ("h2", "instance.cleanup")
-    assert "leftover_host" not in store.list_migrations()[0]["progress"]
+    lab.fleet.restore("h2")
+    periodic.clean_leftovers(lab.svc)
+    assert lab.fleet.calls[-1] == ("h2", "instance.cleanup")
+    assert "leftover_host" not in lab.store.list_migrations()[0]["progress"]
+    assert lab.directories() == [("local/h1", "vm1")]
 
 
-def test_failed_undo_leaves_error_with_an_event(store, mocker):
-    inst = _placed(store)
-    agents = FakeAgents(fail={"h2 move.finish_disk": DroverError("boom"),
-                              "h1 move.restore": DroverError("disk gone")},
-                        probe_seen=True)
-    task = _run(store, agents, "migrate", {"uuid": inst["uuid"]}, mocker)
+def test_failed_undo_leaves_error_with_an_event(lab):
+    assert lab.boot("vm1", host="h1", storage="shared")["state"] == "done"
+    lab.fleet.fail("h2", "move.finish_disk", DroverError("boom"))
+    lab.fleet.fail("h1", "move.restore", DroverError("disk gone"))
+    task = lab.op("migrate", "vm1")
     assert task["state"] == "failed"
-    assert store.get_instance(inst["uuid"])["status"] == "ERROR"
-    events = store.list_actions(inst["uuid"])[0]["events"]
+    assert lab.store.get_instance("vm1")["status"] == "ERROR"
+    action, = [a for a in lab.store.list_actions(lab.uuid("vm1"))
+               if a["action"] == "migrate"]
+    events = action["events"]
     assert events[-1]["event"] == "migrate_error"
     assert "kept on h1" in events[-1]["details"]
+    # The data is kept: the original in <uuid>_resize on the shared storage.
+    assert lab.directories() == [("shared", "vm1_resize")]
 
 
-def test_same_host_resize_allowed_by_option(store, mocker):
+def test_same_host_resize_allowed_by_option(tmp_path):
     CONF.set_override("allow_resize_to_same_host", True, "compute")
+    lab = SimLab(tmp_path, hosts=("h1",))
     try:
-        inst = _placed(store)
-        mocker.patch.object(cm.placement, "place", return_value="h1")
-        task = _run(store, FakeAgents(probe_seen=True), "resize",
-                    {"uuid": inst["uuid"], "flavor": "b"}, mocker)
+        assert lab.boot("vm1", host="h1")["state"] == "done"
+        task = lab.op("resize", "vm1", flavor="big")
         assert task["state"] == "done"
-        assert cm.placement.place.call_args.kwargs["ignore_hosts"] == ()
+        assert lab.migrations() == [("vm1", "resize", "finished", "h1",
+                                     "h1")]
+        assert lab.domains() == [("vm1", "h1", "running")]
+        assert lab.fleet.host("h1").domains[lab.uuid("vm1")].vcpus == 2
     finally:
+        lab.close()
         CONF.clear_override("allow_resize_to_same_host", "compute")
 
 
@@ -254,8 +224,7 @@ def test_auto_confirm_confirms_only_due_resized_instances(store, mocker):
                                  status=states.MIG_FINISHED)
     store.update_instance(inst["uuid"], vm_state=states.RESIZED)
     admission = mocker.Mock()
-    svc = types.SimpleNamespace(store=store, hosts=FakeAgents(),
-                                admission=admission)
+    svc = types.SimpleNamespace(store=store, hosts=None, admission=admission)
     CONF.set_override("resize_confirm_window", 60, "compute")
     try:
         soon = periodic._time(mig["updated_at"]) + \
@@ -269,22 +238,20 @@ def test_auto_confirm_confirms_only_due_resized_instances(store, mocker):
         CONF.clear_override("resize_confirm_window", "compute")
 
 
-def test_delete_in_verify_resize_confirms_first(store, mocker):
+def test_delete_in_verify_resize_confirms_first(lab):
     """Nothing is left on the source: its domain and <uuid>_resize go, and
     every claim (source and destination) is released."""
-    inst = _placed(store)
-    agents = FakeAgents()
-    _run(store, agents, "resize", {"uuid": inst["uuid"], "flavor": "b"},
-         mocker)
-    assert store.get_instance(inst["uuid"])["status"] == "VERIFY_RESIZE"
-    agents.calls.clear()
-    task = _run(store, agents, "delete", {"uuid": inst["uuid"]}, mocker)
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.op("resize", "vm1", flavor="big")
+    assert lab.store.get_instance("vm1")["status"] == "VERIFY_RESIZE"
+    lab.fleet.calls.clear()
+    task = lab.op("delete", "vm1")
     assert task["state"] == "done", task
-    assert agents.calls == [
+    assert lab.fleet.calls == [
         ("h1", "instance.destroy"), ("h1", "instance.undefine"),
         ("h1", "move.discard"),
         ("h2", "instance.destroy"), ("h2", "instance.undefine"),
         ("h2", "instance.cleanup")]
-    assert _allocs(store) == []
-    assert store.list_migrations(instance_uuid=inst["uuid"])[0]["status"] \
-        == "confirmed"
+    assert lab.claims() == []
+    assert lab.migrations()[0][2] == "confirmed"
+    assert lab.domains() == [] and lab.directories() == []

@@ -121,6 +121,9 @@ AGENT = table(
     # -- the host (agent.host.facts, agent.host.image_cache) --------------
     Method("host.facts", timeout=30,
            doc="Resources, versions, paths and domains of the host."),
+    Method("host.inventory", timeout=30,
+           doc="Read only: the host's domains and its instance directories "
+               "per storage (the audit compares them with the store)."),
     Method("image.status", ("uuid",),
            doc="Whether the image is in the host's cache; its paths."),
     Method("image.commit", ("uuid", "sha256", "size", "format"),
