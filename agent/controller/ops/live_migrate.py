@@ -143,10 +143,15 @@ def clean_dest(ctx):
     since = time.monotonic()
     while True:
         try:
-            common.agent_call(ctx, ctx["dest"], "live.cleanup_dest",
-                              timeout=CLEANUP_TIMEOUT_S, uuid=inst["uuid"],
-                              storage=inst["storage"],
-                              source_state=source_state)
+            out = common.agent_call(
+                ctx, ctx["dest"], "live.cleanup_dest",
+                timeout=CLEANUP_TIMEOUT_S, uuid=inst["uuid"],
+                storage=inst["storage"], source_state=source_state)
+            ctx.progress(
+                f"{ctx['dest']} cleaned: its domain "
+                f"{'/'.join(out.get('domain') or ['none'])}"
+                f"{' destroyed' if out.get('destroyed') else ''}, "
+                f"directory {'removed' if out.get('removed') else 'kept'}")
             return
         except HostUnreachable as err:
             if time.monotonic() - since > DEST_GRACE_S:
