@@ -122,6 +122,11 @@ def _assert_failed_cleanly(fleet, guest, attempt, task, status):
     print(f"migration {mig['status']}: {mig['error']}; task: "
           f"{task['error']}; last step: {task['progress']}")
     server = fleet.server(NAME)
+    left = fleet.host_exec(attempt.dest, ["ls", "-a", INSTANCES])
+    print(f"{attempt.dest} after: allocated {allocated(fleet, attempt.dest)}"
+          f" (before {attempt.dest_allocated}), directory "
+          f"{'left' if guest['uuid'] in left else 'gone'}; instance "
+          f"{server['status']}, fault {server['fault']!r}")
     assert (server["status"], server["host"]) == ("ACTIVE",
                                                   attempt.source), server
     where = {h: doms[guest["uuid"]] for h, doms in
@@ -132,7 +137,6 @@ def _assert_failed_cleanly(fleet, guest, attempt, task, status):
     assert after["uptime"] > attempt.uptime         # uptime not reset
     assert guest_get(guest["ip"], "/cgi-bin/data-read",
                      timeout=60) == guest["written"]
-    left = fleet.host_exec(attempt.dest, ["ls", "-a", INSTANCES])
     assert guest["uuid"] not in left, f"left on {attempt.dest}: {left}"
     assert allocated(fleet, attempt.dest) == attempt.dest_allocated
     assert mig["status"] == status and mig["dest_host"] == attempt.dest

@@ -305,7 +305,8 @@ def _state_on(ctx, host):
     """The instance's domain state on ``host``; None if it has none or
     the host's agent cannot tell."""
     try:
-        return common.instance_call(ctx, host, "instance.info")["state"]
+        return common.agent_call(ctx, host, "instance.info",
+                                 uuid=ctx.params["uuid"])["state"]
     except DroverError:     # NotFound, unreachable, ...
         return None
 
