@@ -10,16 +10,25 @@ guest has left.  Destination: ``live.prepare_dest`` (instance directory,
 block-migration disks, bridge check), ``live.cleanup_dest`` after a
 failure.  The shared-storage test is agent.host.storage's.
 """
+import logging
 import os
 import threading
+import time
 import xml.etree.ElementTree as ET
 
 from agent.common import disk, validate
 from agent.common.errors import Conflict, DroverError
 from agent.conf import CONF
 from agent.host import instances
+from agent.host.migration import dest_cleanup
 from agent.host.migration import job as jobmod
 from agent.hypervisor import domains
+
+LOG = logging.getLogger(__name__)
+# How long the destination's clean-up lets libvirt remove its own incoming
+# domain after a failed migration before destroying it.
+INCOMING_WAIT_S = 15
+POLL_S = 0.5
 
 
 def dest_uri(address):
@@ -148,18 +157,31 @@ class Live:
         d.set_disk_format("qcow2")
         return {"path": str(d.path), "created": created}
 
-    def cleanup_dest(self, uuid, storage):
-        """After a failed or aborted migration: the destination's copy
-        goes (shared storage: the source's directory stays)."""
-        if domains.exists(self.conn, uuid):
-            info = domains.info(self.conn, uuid)
-            if info.state in ("running", "paused", "blocked"):
-                raise Conflict(f"instance {uuid} runs on this host; not "
-                               "cleaning it up")
+    def cleanup_dest(self, uuid, storage, source_state=None):
+        """After a failed or aborted migration: libvirt's incoming copy
+        and the destination's instance directory go, as
+        dest_cleanup.decide allows given the source's domain state
+        (read by the controller once the job has ended).  libvirt's own
+        removal of its incoming domain is waited for first
+        (INCOMING_WAIT_S); a domain still there then is destroyed."""
+        deadline = time.monotonic() + INCOMING_WAIT_S
+        while True:
+            dest = domains.state(self.conn, uuid)
+            plan = dest_cleanup.decide(dest, source_state, storage)
+            if plan.refuse:
+                raise Conflict(f"instance {uuid}: {plan.refuse}")
+            if not plan.destroy or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        destroyed = plan.destroy and domains.destroy(self.conn, uuid)
+        if plan.undefine:
             domains.undefine(self.conn, uuid)
-        if storage != "local":
-            return {"removed": False}
-        return {"removed": instances.idir(uuid, storage).remove()}
+        removed = plan.remove_dir and instances.idir(uuid, storage).remove()
+        LOG.info("instance %s: destination cleaned up (domain %s%s, "
+                 "directory %s)", uuid, dest, ", destroyed" if destroyed
+                 else "", "removed" if removed else "kept")
+        return {"removed": bool(removed), "destroyed": bool(destroyed),
+                "domain": list(dest) if dest else None}
 
     def register(self, server):
         server.register_group("migration", self)

@@ -26,6 +26,25 @@ POWER_STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
 }
 
+# Why a domain is in its state (virDomainGetState's reason), for the
+# states whose reason drover acts on.
+PAUSED_REASONS = {
+    libvirt.VIR_DOMAIN_PAUSED_USER: "user",
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: "migration",
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: "starting-up",
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY: "postcopy",
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: "postcopy-failed",
+    libvirt.VIR_DOMAIN_PAUSED_IOERROR: "ioerror",
+}
+RUNNING_REASONS = {
+    libvirt.VIR_DOMAIN_RUNNING_BOOTED: "booted",
+    libvirt.VIR_DOMAIN_RUNNING_MIGRATED: "migrated",
+    libvirt.VIR_DOMAIN_RUNNING_UNPAUSED: "unpaused",
+    libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED: "migration-canceled",
+    libvirt.VIR_DOMAIN_RUNNING_POSTCOPY: "postcopy",
+    libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED: "postcopy-failed",
+}
+
 # What shutdown() did.
 ALREADY_OFF = "already-off"
 SHUT_DOWN = "shutdown"
@@ -111,6 +130,14 @@ def get_xml(conn, uuid, inactive=False):
 def info(conn, uuid):
     """DomainInfo of one domain."""
     return conn.call(lambda c, u: _info(_lookup(c, u)), validate.uuid(uuid))
+
+
+def state(conn, uuid):
+    """(state, reason) of the domain, e.g. ("paused", "migration") for
+    libvirt's incoming copy during a live migration; the reason is
+    "unknown" when drover has no name for it.  None if there is no such
+    domain."""
+    return conn.call(_state, validate.uuid(uuid))
 
 
 def list_domains(conn):
@@ -203,6 +230,20 @@ def _list(c):
             if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
     return result
+
+
+def _state(c, uuid):
+    try:
+        state, reason = _lookup(c, uuid).state()
+    except NotFound:
+        return None
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+    reasons = {libvirt.VIR_DOMAIN_PAUSED: PAUSED_REASONS,
+               libvirt.VIR_DOMAIN_RUNNING: RUNNING_REASONS}.get(state, {})
+    return POWER_STATES.get(state, "nostate"), reasons.get(reason, "unknown")
 
 
 def _lookup(c, uuid):

@@ -4,6 +4,7 @@ live,storage,image_cache}.py, over the world of agent.sim.world."""
 import uuid as uuidlib
 
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
+from agent.host.migration import dest_cleanup
 from agent.sim.world import GIB, IMAGE_CACHE, Disk, Domain, Job
 
 COPY_STEPS = 2          # status calls before a disk copy ends
@@ -477,14 +478,19 @@ class SimAgent:
                           facts.get("backing_file"))
         return {"path": path, "created": created}
 
-    def live_cleanup_dest(self, uuid, storage):
+    def live_cleanup_dest(self, uuid, storage, source_state=None):
+        """The real agent's decision (dest_cleanup.decide); the sim's
+        incoming copies have no libvirt reason, so a domain here that
+        does not run counts as one."""
         uuid = _uuid(uuid)
         dom = self.host.domains.get(uuid)
+        dest = None if dom is None else (
+            "running" if dom.running else "nostate", None)
+        plan = dest_cleanup.decide(dest, source_state, storage)
+        if plan.refuse:
+            raise Conflict(f"instance {uuid}: {plan.refuse}")
         if dom is not None:
-            if dom.running:
-                raise Conflict(f"instance {uuid} runs on this host; not "
-                               "cleaning it up")
             del self.host.domains[uuid]
-        if storage != "local":
+        if not plan.remove_dir:
             return {"removed": False}
         return self.instance_cleanup(uuid, storage)

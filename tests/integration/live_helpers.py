@@ -54,3 +54,27 @@ def agent_options(fleet, host, **options):
         yield
     finally:
         _restart_agent(fleet, host, path)
+
+
+def set_link(fleet, host, up):
+    """Set ``host``'s uplink (its eth0, inside its own namespace) up or
+    down: down, the host is cut off from every other host and the
+    controller, as by a pulled cable."""
+    fleet.host_exec(host, ["ip", "link", "set", "eth0",
+                           "up" if up else "down"])
+
+
+@contextlib.contextmanager
+def cut_off(fleet, host):
+    """``host`` unreachable inside the block, reachable again after."""
+    set_link(fleet, host, False)
+    try:
+        yield
+    finally:
+        set_link(fleet, host, True)
+
+
+def allocated(fleet, host):
+    """(vCPUs, RAM MB) allocated on ``host``, as ``host list`` shows."""
+    row = {r["Name"]: r for r in fleet.json("host", "list")}[host]
+    return row["vCPUs Used"], row["RAM MB Used"]

@@ -246,3 +246,17 @@ def test_primitives_survive_a_libvirtd_restart(mocker, dom):
     dom.isActive.return_value = 0
     assert domains.start(Connection("qemu:///system"), UUID) is True
     dom.create.assert_called_once()
+
+
+def test_state_names_the_reason(conn, dom):
+    dom.state.return_value = [libvirt.VIR_DOMAIN_PAUSED,
+                              libvirt.VIR_DOMAIN_PAUSED_MIGRATION]
+    assert domains.state(conn, UUID) == ("paused", "migration")
+    dom.state.return_value = [libvirt.VIR_DOMAIN_RUNNING,
+                              libvirt.VIR_DOMAIN_RUNNING_MIGRATED]
+    assert domains.state(conn, UUID) == ("running", "migrated")
+    dom.state.return_value = [libvirt.VIR_DOMAIN_SHUTOFF,
+                              libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED]
+    assert domains.state(conn, UUID) == ("shutoff", "unknown")
+    conn.virconn.lookupByUUIDString.side_effect = NO_DOMAIN
+    assert domains.state(conn, UUID) is None

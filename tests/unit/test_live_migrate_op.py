@@ -4,9 +4,10 @@ import uuid as uuidlib
 
 import pytest
 
-from agent.common.errors import DroverError
+from agent.common.errors import DroverError, NotFound
 from agent.controller.ops import live_migrate
 from agent.controller.tasks.workflow import Context
+from agent.transport.errors import HostUnreachable
 from sim_helpers import SimLab
 
 
@@ -111,3 +112,197 @@ def test_rollback_after_abort_keeps_the_guest_on_the_source(lab):
     live_migrate.stop_job(_ctx(lab, mig))
     assert ("h1", "migration.abort") in lab.fleet.calls
     assert lab.domains() == [("vm1", "h1", "running")]
+
+
+# -- the whole workflow over a real store, each step failing in turn ---------
+
+FACTS = {"vcpus": 8, "memory_mb": 4096, "disk_gb": 40,
+         "hypervisor_type": "qemu", "cpu_model": "qemu64",
+         "libvirt_version": "9.0.0", "qemu_version": "7.2.0"}
+
+
+class World:
+    """The agents of h1 (source) and h2 (destination), faked: where the
+    instance's domain is, and which call fails how."""
+
+    def __init__(self):
+        self.domains = {"h1": "running"}     # host -> state
+        self.fail = {}                       # method -> exception
+        self.fail_times = {}                 # method -> how often (all)
+        self.down = set()                    # unreachable hosts
+        self.cut = None                      # down once migrating
+        self.job = "failed"                  # how the job ends
+        self.calls = []
+        self.cleanup_error = None
+
+    def call(self, host, method, timeout=None, **params):
+        self.calls.append((host, method))
+        if host in self.down:
+            raise HostUnreachable(f"{host} cut off")
+        if method in self.fail and self.fail_times.get(method, 1) > 0:
+            if method in self.fail_times:
+                self.fail_times[method] -= 1
+            raise self.fail[method]
+        if method == "image.status":
+            return {"present": True, "path": "/cache/img",
+                    "upload_path": ""}
+        if method == "live.disk_facts":
+            return {"virtual_size": 1 << 30, "targets": ["vda"]}
+        if method == "migration.start" and self.cut:
+            self.down.add(self.cut)
+        if method in ("migration.start", "migration.abort"):
+            return {"status": "running", "created_at": 1.0,
+                    "migration_uuid": None}
+        if method == "migration.wait":
+            return {"status": self.job, "reason": "boom",
+                    "migration_uuid": None, "elapsed": 1,
+                    "final_downtime_ms": 1, "progress": {}}
+        if method == "instance.info":
+            if host not in self.domains:
+                raise NotFound("no domain")
+            return {"state": self.domains[host]}
+        if method == "live.prepare_dest":
+            self.domains["h2"] = "paused"     # libvirt's incoming copy
+        if method == "live.cleanup_dest":
+            assert params["source_state"] == self.domains.get("h1")
+            self.domains.pop("h2", None)
+            if self.cleanup_error:
+                raise self.cleanup_error
+        return {}
+
+
+@pytest.fixture
+def svc(tmp_path):
+    from agent.controller.daemon import Services
+    from agent.controller.db import Store, upgrade
+    from agent.controller.ops import WORKFLOWS
+    from agent.controller.tasks.actionlog import ActionTaskLog
+    from agent.controller.tasks.engine import TaskEngine
+    url = f"sqlite:///{tmp_path}/drover.db"
+    upgrade(url)
+    store = Store(url)
+    for name in ("h1", "h2"):
+        store.upsert_host(name, address=f"198.18.0.{name[1]}", facts=FACTS)
+    store.create_flavor("small", 1, 256, 1)
+    store.create_image("img", "/store/img", "qcow2", 1 << 27, 1 << 24,
+                       checksum="x")
+    s = Services(store=store, hosts=World())
+    s.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, s)
+    yield s
+    store.close()
+
+
+def _running_on_h1(svc):
+    from agent.controller import states
+    store = svc.store
+    inst = store.create_instance("vm", "small", "img")
+    store.claim("h1", inst["uuid"], 1, 256, 1, instance_uuid=inst["uuid"])
+    return store.update_instance(inst["uuid"], host="h1",
+                                 vm_state=states.ACTIVE,
+                                 power_state=states.RUNNING,
+                                 task_state=None)
+
+
+def _live_migrate(svc, inst):
+    from agent.controller.ops import OPERATIONS
+    store = svc.store
+    op = OPERATIONS["live-migrate"]     # admitted past its precheck
+    _, tid = store.admit_task(op.kind, {
+        "uuid": inst["uuid"], "host": "h2", "shared": False,
+        "action": op.name}, inst["uuid"], rule=op.rule, action=op.name,
+        operation=op.name)
+    svc.engine.run(tid)
+    return store.get_instance(inst["uuid"]), store.task_get(tid), \
+        store.list_migrations(instance_uuid=inst["uuid"])[0]
+
+
+def _on_h2(svc):
+    return [(a["vcpus"], a["ram_mb"])
+            for a in svc.store.list_allocations(host="h2")]
+
+
+FAILURES = {
+    "checks": dict(fail={"live.disk_facts": DroverError("no disk facts")}),
+    "prepare (image)": dict(fail={"image.status":
+                                  DroverError("no image cache")}),
+    "prepare": dict(fail={"live.prepare_dest": DroverError("no bridge")}),
+    "migrate": dict(fail={"migration.start": DroverError("refused")}),
+    "monitor": dict(job="failed"),
+    "monitor: cancelled": dict(job="cancelled"),
+    "undo: source unreachable for a while": dict(
+        fail={"migration.abort": HostUnreachable("h1 gone")},
+        fail_times={"migration.abort": 1}),
+    "undo: destination fails": dict(
+        cleanup_error=DroverError("cannot remove the directory")),
+    "undo: destination unreachable": dict(cut="h2"),
+}
+
+
+@pytest.mark.parametrize("where", FAILURES)
+def test_claim_released_and_no_fault_whichever_step_fails(svc, where,
+                                                          monkeypatch):
+    monkeypatch.setattr(live_migrate, "DEST_GRACE_S", 0)
+    monkeypatch.setattr(live_migrate, "DEST_RETRY_S", 0)
+    for key, value in FAILURES[where].items():
+        setattr(svc.hosts, key, value)
+    inst, task, mig = _live_migrate(svc, _running_on_h1(svc))
+    assert task["state"] == "failed"
+    assert _on_h2(svc) == []                            # claim released
+    assert [a["host"] for a in svc.store.list_allocations(
+        consumer=inst["uuid"])] == ["h1"]
+    assert (inst["status"], inst["host"], inst["error"]) == \
+        ("ACTIVE", "h1", None)
+    assert mig["status"] in ("failed", "cancelled") and mig["error"], mig
+    action = svc.store.list_actions(inst["uuid"])[0]
+    assert "Error" in [e["result"] for e in action["events"]]
+    assert action["message"]                            # the reason
+
+
+def test_leftover_recorded_when_the_destination_stays_unreachable(
+        svc, monkeypatch):
+    monkeypatch.setattr(live_migrate, "DEST_GRACE_S", 0)
+    svc.hosts.fail["live.cleanup_dest"] = HostUnreachable("h2 cut off")
+    _inst, _task, mig = _live_migrate(svc, _running_on_h1(svc))
+    assert mig["progress"]["leftover_host"] == "h2"
+
+
+def test_destination_retried_until_it_answers(svc, monkeypatch):
+    monkeypatch.setattr(live_migrate, "DEST_RETRY_S", 0)
+    answers = iter([HostUnreachable("h2 cut off")] * 3 + [{}])
+    real = svc.hosts.call
+
+    def call(host, method, **params):
+        if method == "live.cleanup_dest":
+            answer = next(answers)
+            if isinstance(answer, Exception):
+                raise answer
+        return real(host, method, **params)
+    monkeypatch.setattr(svc.hosts, "call", call)
+    inst, _task, mig = _live_migrate(svc, _running_on_h1(svc))
+    assert "leftover_host" not in (mig["progress"] or {})
+    assert _on_h2(svc) == [] and inst["error"] is None
+
+
+def test_abort_is_a_cancellation_without_fault(svc):
+    svc.hosts.job = "cancelled"
+    inst, _task, mig = _live_migrate(svc, _running_on_h1(svc))
+    assert mig["status"] == "cancelled" and "cancelled" in mig["error"]
+    assert inst["status"] == "ACTIVE" and inst["error"] is None
+    assert _on_h2(svc) == []
+
+
+def test_guest_found_on_the_destination_keeps_its_claim(svc):
+    """The migration completed after all: the destination's claim is the
+    guest's, the instance ERROR for the operator."""
+    svc.hosts.job = "failed"
+    real = svc.hosts.call
+
+    def call(host, method, **params):
+        if method == "migration.wait":     # it landed meanwhile
+            svc.hosts.domains = {"h2": "running"}
+        return real(host, method, **params)
+    svc.hosts.call = call
+    inst, task, mig = _live_migrate(svc, _running_on_h1(svc))
+    assert inst["status"] == "ERROR" and "runs on h2" in inst["error"]
+    assert _on_h2(svc) == [(1, 256)]
+    assert mig["status"] == "failed"

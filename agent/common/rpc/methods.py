@@ -213,7 +213,9 @@ AGENT = table(
     Method("live.prepare_dest", _DIR, ("block_migration", "disk_facts"),
            doc="Destination directory and disks, bridge check; the same "
                "disk again is kept."),
-    Method("live.cleanup_dest", _DIR,
-           doc="Undefine and remove a failed migration's destination "
-               "copy; running here: Conflict."),
+    Method("live.cleanup_dest", _DIR, ("source_state",),
+           doc="After a failed migration, what dest_cleanup.decide allows "
+               "given the source's domain state: libvirt's incoming copy "
+               "destroyed, the destination's local copy removed; a domain "
+               "running here: Conflict."),
 )

@@ -8,6 +8,10 @@
              shared migration, the source's disk facts
 4. prepare:  image in the destination's cache, instance directory, block
              migration disks, bridge check        undo: clean the destination
+                                                  (libvirt's incoming copy,
+                                                  the directory; see
+                                                  agent.host.migration
+                                                  .dest_cleanup)
 5. migrate:  the job started on the source agent  undo: abort it; the guest
                                                   stays on the source
 6. monitor:  wait (long polls) until the job ends, recording progress;
@@ -19,9 +23,11 @@
 Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
 it; a job the agent lost is reconciled with where libvirt has the domain.
-On failure the instance stays ACTIVE on the source (ERROR if its domain
-is not running there) and the migration is failed or cancelled with the
-reason.
+On failure the migration is failed or cancelled with the reason (also in
+the task's events, ``server event list``); an instance whose guest is
+still active on the source, and only there, stays ACTIVE with no fault
+and the destination's claim is released, whichever undo stopped; else it
+is ERROR.
 """
 import logging
 import time
@@ -41,6 +47,11 @@ TYPE = "live-migration"
 # How long the monitor keeps retrying an unreachable source agent before
 # it asks libvirt where the guest is.
 SOURCE_GRACE_S = 120
+# How long the undo retries an unreachable destination to clean it, and
+# how long one clean-up may take there (it waits for libvirt first).
+DEST_GRACE_S = 120
+DEST_RETRY_S = 2
+CLEANUP_TIMEOUT_S = 60
 
 
 class Cancelled(DroverError):
@@ -143,9 +154,44 @@ def prepare(ctx):
 
 
 def clean_dest(ctx):
+    """Undo of prepare: libvirt's incoming copy and the destination's
+    instance directory go, as far as the destination agent's decision
+    allows given the source's domain state read here (the job has ended:
+    stop_job ran before).  An unreachable destination is retried for
+    DEST_GRACE_S; after that what may be left there is recorded on the
+    migration and the undo goes on (the claim is released)."""
     inst = common.instance(ctx)
-    common.agent_call(ctx, ctx["dest"], "live.cleanup_dest",
-                      uuid=inst["uuid"], storage=inst["storage"])
+    source_state = _state_on(ctx, ctx["source"])
+    since = time.monotonic()
+    while True:
+        try:
+            out = common.agent_call(
+                ctx, ctx["dest"], "live.cleanup_dest",
+                timeout=CLEANUP_TIMEOUT_S, uuid=inst["uuid"],
+                storage=inst["storage"], source_state=source_state)
+            ctx.progress(
+                f"{ctx['dest']} cleaned: its domain "
+                f"{'/'.join(out.get('domain') or ['none'])}"
+                f"{' destroyed' if out.get('destroyed') else ''}, "
+                f"directory {'removed' if out.get('removed') else 'kept'}")
+            return
+        except HostUnreachable as err:
+            if time.monotonic() - since > DEST_GRACE_S:
+                _leave_leftover(ctx, inst, err)
+                return
+            ctx.progress(f"cleaning {ctx['dest']}: {err}; retrying")
+            time.sleep(DEST_RETRY_S)
+
+
+def _leave_leftover(ctx, inst, err):
+    LOG.warning("instance %s: %s unreachable, its copy there may be left: "
+                "%s", inst["uuid"], ctx["dest"], err)
+    mig = _migration(ctx)
+    _set_migration(ctx, progress={**(mig.get("progress") or {}),
+                                  "leftover_host": ctx["dest"],
+                                  "leftover_storage": inst["storage"]})
+    ctx.progress(f"{ctx['dest']} unreachable: its copy of the instance "
+                 "may be left there")
 
 
 def migrate(ctx):
@@ -167,10 +213,7 @@ def stop_job(ctx):
     """Undo of migrate: no job may still be running, and the guest must
     be on the source."""
     uuid = ctx.params["uuid"]
-    try:
-        common.agent_call(ctx, ctx["source"], "migration.abort", uuid=uuid)
-    except (Conflict, NotFound):
-        pass
+    _abort(ctx, uuid)
     try:
         status = _wait_job(ctx, uuid)
     except NotFound:
@@ -181,6 +224,23 @@ def stop_job(ctx):
     if where(ctx) == ctx["dest"]:
         raise DroverError(f"the guest runs on {ctx['dest']}, not on "
                           f"{ctx['source']}")
+
+
+def _abort(ctx, uuid):
+    """Abort the job, retrying an unreachable source for SOURCE_GRACE_S;
+    a job that is over (or none) is fine."""
+    since = time.monotonic()
+    while True:
+        try:
+            common.agent_call(ctx, ctx["source"], "migration.abort",
+                              uuid=uuid)
+            return
+        except (Conflict, NotFound):
+            return
+        except HostUnreachable:
+            if time.monotonic() - since > SOURCE_GRACE_S:
+                raise
+            time.sleep(1)
 
 
 def monitor(ctx):
@@ -225,26 +285,31 @@ def finish(ctx):
 
 
 def on_failed(ctx, err):
+    """The migration record is failed (cancelled for an operator's
+    abort) with the reason, which the task's events show too.  A guest
+    still active on the source, and only there, is fine: no task, no
+    fault, and the destination's claim goes, whichever undo stopped.
+    Anything else is ERROR, the claim kept."""
     store = ctx.services.store
-    uuid = ctx.params["uuid"]
+    reason = _task_error(ctx) or str(err)
     if ctx.get("migration_uuid"):
         status = states.MIG_CANCELLED if isinstance(err, Cancelled) \
             else states.MIG_FAILED
         mig = store.get_migration(ctx["migration_uuid"])
         if states.migration_in_progress(mig["status"]):
             _set_migration(ctx, status=status,
-                           error=one_line(err))
-    inst = store.get_instance(uuid)
-    source = ctx.get("source") or inst["host"]
-    try:
-        state = common.agent_call(ctx, source, "instance.info",
-                                  uuid=uuid)["state"]
-    except DroverError:
-        state = None
-    if state in ("running", "paused", "blocked"):
-        common.reset_task_state(ctx, err)
+                           error=one_line(reason))
+    source = ctx.get("source") or common.instance(ctx)["host"]
+    dest = ctx.get("dest")
+    if _active(_state_on(ctx, source)) and not (
+            dest and _active(_state_on(ctx, dest))):
+        LOG.warning("instance %s: live migration failed, the guest stays "
+                    "on %s: %s", ctx.params["uuid"], source, reason)
+        if ctx.get("migration_uuid"):
+            store.release(ctx["migration_uuid"])
+        common.update(ctx, task_state=None, error=None)
     else:
-        common.set_error(ctx, err)
+        common.set_error(ctx, RuntimeError(reason))
 
 
 # -- helpers ------------------------------------------------------------------
@@ -253,14 +318,32 @@ def where(ctx):
     """The host whose libvirt has the instance's domain running (source
     or destination), or None."""
     for host in (ctx["source"], ctx["dest"]):
-        try:
-            info = common.agent_call(ctx, host, "instance.info",
-                                     uuid=ctx.params["uuid"])
-        except (NotFound, DroverError):
-            continue
-        if info["state"] in ("running", "paused", "blocked"):
+        if _active(_state_on(ctx, host)):
             return host
     return None
+
+
+def _state_on(ctx, host):
+    """The instance's domain state on ``host``; None if it has none or
+    the host's agent cannot tell."""
+    try:
+        return common.agent_call(ctx, host, "instance.info",
+                                 uuid=ctx.params["uuid"])["state"]
+    except DroverError:     # NotFound, unreachable, ...
+        return None
+
+
+def _active(state):
+    return state in ("running", "paused", "blocked")
+
+
+def _task_error(ctx):
+    """The task's error as the engine recorded it (the failure, and the
+    undo's if one failed)."""
+    try:
+        return ctx.services.store.task_get(ctx.task_id).get("error")
+    except DroverError:
+        return None
 
 
 def _wait_job(ctx, uuid, record_progress=False):

@@ -260,8 +260,10 @@ class TaskEngine:
         message = one_line(err)
         if undo_failed is not None:
             message += f"; undo failed: {one_line(undo_failed)}"
-        # The hook runs while the task still owns its instance; ending the
-        # task then gives the instance up.
+        # The hook runs while the task still owns its instance (and can
+        # read the whole reason from the task log); ending the task then
+        # gives the instance up.
+        self.log.task_finish(ctx.task_id, UNDOING, message)
         self._on_failed(ctx, workflow,
                         err if undo_failed is None else undo_failed)
         self.log.task_finish(ctx.task_id, FAILED, message)
