@@ -15,7 +15,7 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.controller import api, periodic
+from agent.controller import api, fencing, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
@@ -39,7 +39,10 @@ def build():
     upgrade(CONF.controller.database_url)
     store = Store(CONF.controller.database_url)
     svc = Services(store=store, hosts=HostManager(store))
-    svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
+    # The fence task (drover host fence) until it has its row in the
+    # operations table (agent.controller.ops).
+    workflows = {**WORKFLOWS, fencing.KIND: fencing.workflow}
+    svc.engine = TaskEngine(ActionTaskLog(store), workflows, svc)
     svc.admission = Admission(svc)
     return svc
 
