@@ -96,8 +96,8 @@ def register(subparsers):
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = subcommand(sub, "list", _list, "list hosts", formatted=True)
     s.add_argument("--long", action="store_true",
-                   help="also when each host was last seen and why it "
-                        "is down")
+                   help="also when each host was last seen, its fence "
+                        "agent, and why it is down, fenced or disabled")
     s = subcommand(sub, "show",
                    lambda c, a: c.call("host.show", name=a.name),
                    "show a host", formatted=True)
