@@ -5,7 +5,8 @@ and returns it through the poller; a fence agent that fails leaves the
 host not fenced, says why and never shows its password; a fence agent
 given by absolute path powers a lab host off (its keeper, PID 1 of the
 host, killed: every process of the host dies), the host is fenced, and
-it stays fenced when it comes back until the operator clears it.
+it stays fenced when it comes back until the operator clears it; and
+Debian's fence_virsh, given by name, drives a fence end to end.
 
 The fence agents here are written by the test and speak the
 fence-agents protocol (options on stdin, action=off|status, "Status:
@@ -214,3 +215,51 @@ def test_fence_powers_a_host_off_and_it_stays_fenced(fleet, tmp_path):
     fleet.cli("host", "set", name, "--no-fence")
     assert json.loads(fleet.cli("host", "show", name, "-f", "json")[1])[
         "fence_agent"] is None
+
+
+SCRATCH = """<domain type='qemu'>
+  <name>fx-fence-scratch</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices/>
+</domain>"""
+# fence_virsh's own default, after the lab's strict ssh_config.
+VIRSH_SHELL = ("-t '/bin/bash -c \"" + r"PS1=\\[EXPECT\\]# "
+               + "/bin/bash --noprofile --norc\"'")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/fence_virsh"),
+                    reason="fence-agents is not installed")
+def test_a_real_fence_agent_drives_the_fence(fleet):
+    """Debian's fence_virsh, given by name, run by drover with its options
+    on stdin: it logs in to a lab host over SSH (strict host keys) and
+    destroys the domain named by plug, then reports "Status: OFF".  The
+    domain stands for the host's power here: a scratch domain, not a
+    drover guest; the host whose fence method it is becomes fenced."""
+    import libvirt
+    name, target = sorted(fleet.hosts)[1], sorted(fleet.hosts)[0]
+    ssh = fleet.lab.controller_ssh
+    conn = libvirt.open(fleet.hosts[target]["libvirt_uri"])
+    dom = conn.defineXML(SCRATCH)
+    try:
+        dom.create()
+        fleet.json("host", "set", name, "--fence-agent", "fence_virsh",
+                   "--fence-option", f"ip={fleet.hosts[target]['address']}",
+                   "--fence-option", "username=root",
+                   "--fence-option", f"identity_file={ssh['private_key']}",
+                   "--fence-option",
+                   f"ssh_options=-F {ssh['ssh_config']} {VIRSH_SHELL}",
+                   "--fence-option", "plug=fx-fence-scratch")
+        fenced = fleet.json("host", "fence", name, "--wait")
+        assert fenced["state"] == "fenced", fenced
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+        conn.close()
+        fleet.cli("host", "set", name, "--no-fence", check=False)
+        fleet.cli("host", "set", "--up", name, check=False)
+    _wait_for(lambda: _host(fleet, name)["state"] == "up", 30,
+              f"{name} not back up")
