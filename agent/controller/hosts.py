@@ -146,8 +146,6 @@ class HostManager:
         self._last_ok[name] = time.monotonic()
         if now == "up" and was != "up":
             LOG.info("host %s is up", name)
-        elif now != "up" and was == "up":
-            LOG.info("host %s answers but is %s", name, now)
         self._subscribe(name, self.client(name))
         self._sync_power(name, facts.get("domains", []), asked)
 
