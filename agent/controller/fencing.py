@@ -300,7 +300,7 @@ def run_agent(path, options, action, timeout):
     except subprocess.TimeoutExpired:
         _kill(proc)
         raise AgentTimeout(f"action={action} did not end within "
-                           f"{timeout:.0f} s") from None
+                           f"{timeout:.1f} s") from None
     return proc.returncode, (out or "") + (err or "")
 
 
@@ -348,8 +348,9 @@ def fence(store, name, progress=lambda message: None, timeout=None,
         try:
             return run_agent(path, options, action,
                              deadline - time.monotonic())
-        except AgentTimeout as err:
-            failed(f"timed out after {timeout} s: {err}")
+        except AgentTimeout:
+            failed(f"timed out ([fencing] timeout {timeout} s): "
+                   f"action={action} did not end")
         except OSError as err:
             failed(f"cannot run it: {err.strerror or err}")
 
