@@ -8,13 +8,13 @@ from oslo_config import cfg
 
 from agent.common.errors import InvalidInput, one_line
 
-from agent.conf import (agent_opts, compute, controller, default, lab,
-                        libvirt, migration, scheduler, ssh)
+from agent.conf import (agent_opts, compute, controller, default, fencing,
+                        lab, libvirt, migration, scheduler, ssh)
 
 CONF = cfg.CONF
 
 _MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
-            migration, lab)
+            migration, fencing, lab)
 
 
 def register_opts(conf):

@@ -1,7 +1,8 @@
 """The controller's view of its hosts: one agent client per host, a poll
 loop for facts and liveness (why a host is down: the first line of its
 last failed poll; the clean-ups it owes, done before it counts as up
-again), and power-state sync from the agents."""
+again; never un-fencing a fenced host), and power-state sync from the
+agents."""
 import logging
 import threading
 import time
@@ -143,7 +144,10 @@ class HostManager:
         """Ask one agent for its facts; mark the host down after
         [controller] host_down_after seconds without an answer.  A host
         that answers does its pending clean-ups first; one that was not
-        up counts as up only once they are all done."""
+        up counts as up only once they are all done.  A fenced host stays
+        fenced and one the operator set down stays down however well it
+        answers (agent.controller.fencing): the store's host_returned, or
+        host set --up, ends those."""
         asked = self.now()
         try:
             facts = self.call(name, "host.facts",
@@ -162,9 +166,9 @@ class HostManager:
             self.store.set_host_down_reason(
                 name, f"clean-up pending: {pending[0]}")
             return
-        self.store.upsert_host(name, facts=facts)
+        now = self.store.upsert_host(name, facts=facts)["state"]
         self._last_ok[name] = time.monotonic()
-        if was != "up":
+        if now == "up" and was != "up":
             LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))
         self._sync_power(name, facts.get("domains", []), asked)
@@ -178,7 +182,7 @@ class HostManager:
         if time.monotonic() - last < CONF.controller.host_down_after:
             LOG.info("host %s missed a poll: %s", name, err)
             return
-        if host["state"] != "down":
+        if host["state"] == "up":
             LOG.warning("host %s is down: %s", name, err)
             self.store.mark_host_down(name)
 

@@ -111,11 +111,16 @@ POWER_UNKNOWN = "unknown"
 def host_status(host_name, host):
     """The host_status of an instance on host ``host_name`` whose store
     record is ``host`` (None: no such host): "" without a host, DOWN
-    when the host is down, MAINTENANCE when it is disabled, UP, and
-    UNKNOWN when it cannot be told (never seen, or not in the store)."""
+    when the host is down, fenced or set down by the operator (Nova's
+    forced_down), MAINTENANCE when it is disabled, UP, and UNKNOWN when
+    it cannot be told (never seen, or not in the store)."""
     if not host_name:
         return HOST_NONE
-    if host is None or (host["state"] != "up" and not host["last_seen"]):
+    if host is None:
+        return HOST_UNKNOWN
+    if host["state"] == "fenced" or host.get("forced_down"):
+        return HOST_DOWN
+    if host["state"] != "up" and not host["last_seen"]:
         return HOST_UNKNOWN
     if host["state"] == "down":
         return HOST_DOWN

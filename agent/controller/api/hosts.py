@@ -1,4 +1,6 @@
-"""API: hosts and availability zones."""
+"""API: hosts and availability zones, host states and fencing."""
+from agent.common.errors import Conflict
+from agent.controller import fencing
 from agent.controller.api.views import host_row
 
 
@@ -29,8 +31,12 @@ def host_list(svc):
 
 
 def host_show(svc, name):
+    """The host record, its fence options masked, and why it is in its
+    state (``reason``)."""
     host = svc.store.get_host(name)
     out = dict(host)
+    out["fence_options"] = fencing.masked(host["fence_options"])
+    out["reason"] = fencing.shown_reason(host)
     out["availability_zone"] = svc.store.host_availability_zone(name)
     out["aggregates"] = [a["name"] for a in svc.store.list_aggregates()
                          if name in a["hosts"]]
@@ -60,6 +66,41 @@ def host_disable(svc, name, reason=None):
     return host_show(svc, name)
 
 
+def host_set_down(svc, name):
+    """``host set --down``: the operator declares the host off."""
+    svc.store.set_host_forced_down(name, True)
+    return host_show(svc, name)
+
+
+def host_set_up(svc, name):
+    """``host set --up``: clear the operator's down and a fence; refused
+    while evacuations from the host are unfinished or a fence of it runs.
+    The host is not marked up here: the poller's return path does that
+    once it answers (and is cleaned)."""
+    busy = fencing.fence_in_progress(svc.store, name)
+    if busy is not None:
+        raise Conflict(f"host {name}: a fence is in progress (task {busy})")
+    svc.store.set_host_forced_down(name, False)
+    return host_show(svc, name)
+
+
+def host_set_fence(svc, name, agent=None, options=None):
+    """The host's fence method: a ClusterLabs fence agent (a name found in
+    [fencing] agent_dirs, or an absolute path) and its options; ``agent``
+    None clears it."""
+    svc.store.get_host(name)
+    if agent is not None:
+        fencing.resolve_agent(agent)
+    svc.store.set_fence_method(name, agent, options)
+    return host_show(svc, name)
+
+
+def host_fence(svc, name):
+    """``host fence``: run the host's fence agent as a task."""
+    return {"host": name,
+            "task_id": svc.admission.submit_host("fence", name)}
+
+
 def az_list(svc):
     zones = {}
     for host in svc.store.list_hosts():
@@ -76,4 +117,6 @@ def az_list(svc):
 METHODS = {"host.list": host_list, "host.show": host_show,
            "host.add": host_add, "host.delete": host_delete,
            "host.enable": host_enable, "host.disable": host_disable,
+           "host.set_down": host_set_down, "host.set_up": host_set_up,
+           "host.set_fence": host_set_fence, "host.fence": host_fence,
            "az.list": az_list}

@@ -1,5 +1,5 @@
 """Store records as operators see them (column names of the CLI)."""
-from agent.controller import states
+from agent.controller import fencing, states
 
 
 def host_row(h, zone, instances):
@@ -10,6 +10,8 @@ def host_row(h, zone, instances):
             "RAM MB": h["memory_mb"],
             "RAM MB Used": h.get("memory_mb_allocated", h["memory_mb_used"]),
             "Instances": instances, "Last Seen": h["last_seen"],
+            "Fence Agent": h.get("fence_agent"),
+            "Reason": fencing.shown_reason(h),
             "Down Reason": h["down_reason"]}
 
 

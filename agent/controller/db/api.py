@@ -10,7 +10,8 @@ changes Conflict.  The methods, by area:
 
 - hosts (hosts.py): upsert_host, get_host, list_hosts, delete_host,
   enable_host, disable_host, mark_host_up, mark_host_down,
-  set_host_down_reason
+  set_host_down_reason; fencing: set_host_forced_down, mark_host_fenced,
+  fence_failed, host_returned, set_fence_method
 - host clean-ups (cleanups.py): record_cleanup, list_cleanups,
   delete_cleanup
 - aggregates and zones (aggregates.py): create_aggregate,

@@ -2,8 +2,10 @@
 from sqlalchemy import func, select
 
 from agent.common.errors import Conflict, InvalidInput, one_line
+from agent.controller import fencing
 from agent.controller.db import validate
-from agent.controller.db.models import Allocation, Host, Instance, utcnow
+from agent.controller.db.models import (Allocation, Host, Instance,
+                                        Migration, utcnow)
 from agent.controller.db.session import one
 
 # What an agent reports about its host (Store.upsert_host facts=...).
@@ -22,8 +24,10 @@ class HostsMixin:
     def upsert_host(self, name, address=None, migration_address=None,
                     facts=None):
         """Create host ``name`` (``address`` needed) or update it.  With
-        ``facts`` (keys in FACTS, others ignored) it is also marked up and
-        seen now, and the reason of its last failed poll is forgotten."""
+        ``facts`` (keys in FACTS, others ignored) it is also seen now, the
+        reason of its last failed poll is forgotten, and it is marked up
+        unless it is fenced or set down (fencing.state_when_seen: only
+        host_returned or the operator end those)."""
         validate.name(name, "host name")
         with self.db.write() as s:
             host = s.execute(select(Host).where(Host.name == name)
@@ -41,8 +45,9 @@ class HostsMixin:
                 if facts and key in facts:
                     setattr(host, key, facts[key])
             if facts is not None:
-                host.state, host.last_seen = "up", utcnow()
-                host.down_reason = None
+                host.state = fencing.state_when_seen(
+                    {"state": host.state, "forced_down": host.forced_down})
+                host.last_seen, host.down_reason = utcnow(), None
             s.flush()
             return host.as_dict()
 
@@ -75,11 +80,79 @@ class HostsMixin:
         return self._set_host(name, enabled=False, disabled_reason=reason)
 
     def mark_host_up(self, name):
-        return self._set_host(name, state="up", last_seen=utcnow(),
-                              down_reason=None)
+        """Seen now: up, unless fenced or set down (as upsert_host)."""
+        with self.db.write() as s:
+            host = get_host(s, name)
+            host.state = fencing.state_when_seen(host.as_dict())
+            host.last_seen, host.down_reason = utcnow(), None
+            return host.as_dict()
 
     def mark_host_down(self, name):
-        return self._set_host(name, state="down")
+        """Unreachable too long: down (a fenced host stays fenced)."""
+        with self.db.write() as s:
+            host = get_host(s, name)
+            host.state = fencing.state_when_missed(host.as_dict())
+            return host.as_dict()
+
+    # -- fencing (agent.controller.fencing) ------------------------------
+
+    def set_host_forced_down(self, name, forced_down):
+        """The operator's word.  True (``host set --down``): the host is
+        off; it counts as down (an up host becomes "down") until cleared.
+        False (``host set --up``): clears it and a fence (a fenced host
+        goes back to "down", not up: the poller's return path decides);
+        Conflict while evacuations from the host are unfinished, checked
+        in the same transaction."""
+        with self.db.write() as s:
+            host = get_host(s, name)
+            if forced_down:
+                host.forced_down = True
+                if host.state == "up":
+                    host.state = "down"
+                return host.as_dict()
+            migrations = [m.as_dict() for m in s.scalars(
+                select(Migration).where(Migration.type == "evacuation",
+                                        Migration.source_host == name))]
+            refusal = fencing.clear_refusal(host.as_dict(), migrations)
+            if refusal:
+                raise Conflict(refusal)
+            host.forced_down = False
+            if host.state == "fenced":
+                host.state = "down"
+            host.fenced_at, host.fence_error = None, None
+            return host.as_dict()
+
+    def mark_host_fenced(self, name):
+        """Its fence agent reported it off: fenced now (sticky)."""
+        return self._set_host(name, state="fenced", fenced_at=utcnow(),
+                              fence_error=None)
+
+    def fence_failed(self, name, reason):
+        """A fence of the host failed: it is not fenced (a fenced one
+        goes back to "down"), and ``reason`` is kept to be shown."""
+        with self.db.write() as s:
+            host = get_host(s, name)
+            if host.state == "fenced":
+                host.state, host.fenced_at = "down", None
+            host.fence_error = one_line(reason, DOWN_REASON)
+            return host.as_dict()
+
+    def host_returned(self, name):
+        """The host is back and reconciled: up, no longer fenced nor set
+        down (the reconcile of a returning host calls this)."""
+        return self._set_host(name, state="up", fenced_at=None,
+                              forced_down=False, fence_error=None,
+                              last_seen=utcnow(), down_reason=None)
+
+    def set_fence_method(self, name, agent, options=None):
+        """The host's fence agent (a program name or an absolute path) and
+        its options (key -> one-line value); ``agent`` None clears both."""
+        if agent is None:
+            if options:
+                raise InvalidInput("fence options need a fence agent")
+            return self._set_host(name, fence_agent=None, fence_options={})
+        return self._set_host(name, fence_agent=fencing.check_agent(agent),
+                              fence_options=fencing.check_options(options))
 
     def set_host_down_reason(self, name, reason):
         """Record why the last poll of host ``name`` failed (its first

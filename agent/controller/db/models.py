@@ -52,6 +52,15 @@ class Host(Base):
     last_seen: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     # The first line of the last failed poll, until the host answers.
     down_reason: Mapped[str | None] = mapped_column(String(500))
+    # Fencing (agent.controller.fencing): "up" | "down" | "fenced" above;
+    # the operator's ``host set --down``; when its fence agent last said
+    # off; its fence method (options hold secrets: never shown); why its
+    # last fence failed.
+    forced_down: Mapped[bool] = mapped_column(default=False)
+    fenced_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    fence_agent: Mapped[str | None] = mapped_column(String(1024))
+    fence_options: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    fence_error: Mapped[str | None] = mapped_column(String(500))
     vcpus: Mapped[int] = mapped_column(default=0)
     memory_mb: Mapped[int] = mapped_column(default=0)
     disk_gb: Mapped[int] = mapped_column(default=0)

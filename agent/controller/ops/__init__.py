@@ -11,6 +11,7 @@ through this table.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
                                   live_migrate, power, resize_confirm,
@@ -64,6 +65,8 @@ _TABLE = (
               _rule({st.ACTIVE, st.PAUSED}, IDLE, st.MIGRATING),
               live_migrate.precheck),
     Operation("drain", drain.KIND, drain.workflow, None, drain.precheck),
+    Operation("fence", fencing.KIND, fencing.workflow, None,
+              fencing.precheck),
 )
 
 OPERATIONS = {op.name: op for op in _TABLE}
