@@ -111,6 +111,19 @@ def fleet(lab):
 
 
 @pytest.fixture
+def audit_unchanged(fleet):
+    """The fault matrix's oracle on the real lab: after the test (a fault
+    injected into a real operation), ``drover fleet audit`` finds nothing
+    it did not find before: no orphan or missing domain, no guest in two
+    places, claims equal to what runs, no directory nobody owns, every
+    host reached."""
+    from helpers import audit_rows, finding_key, new_findings
+    before = {finding_key(r) for r in audit_rows(fleet)}
+    yield
+    assert new_findings(fleet, before) == []
+
+
+@pytest.fixture
 def servers(fleet):
     """Names of servers a test creates, deleted after it."""
     names = []

@@ -129,3 +129,26 @@ def wait_guest(ip, timeout=60):
             last = err
             time.sleep(0.3)
     raise AssertionError(f"guest {ip} did not answer in {timeout} s: {last}")
+
+
+def audit_rows(fleet):
+    """``drover fleet audit -f json``: its findings (exit 1 iff any)."""
+    rc, out, err = fleet.cli("fleet", "audit", "-f", "json", check=False)
+    rows = json.loads(out)
+    assert rc == (1 if rows else 0), (rc, err)
+    return rows
+
+
+def finding_key(row):
+    return (row["Kind"], row["Host"], row["Instance"], row["Detail"])
+
+
+def new_findings(fleet, before, wait_s=60):
+    """Findings of the audit that are not in ``before`` (keys), once the
+    clean-ups that run in the background have had ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        new = [r for r in audit_rows(fleet) if finding_key(r) not in before]
+        if not new or time.monotonic() >= deadline:
+            return new
+        time.sleep(2)

@@ -12,7 +12,10 @@ from coldmove import (assert_only_on, entries, migration, pause_receiver,
                       read_data, write_data)
 from helpers import wait_guest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              # a sample of the fault matrix on the real lab, judged by
+              # drover fleet audit as the simulated one is
+              pytest.mark.usefixtures("audit_unchanged")]
 
 
 @pytest.fixture(scope="module")

@@ -210,6 +210,7 @@ def test_bad_names_are_refused_with_one_line(fleet):
                 any(c in n for c in ";/$ \n")]
 
 
+@pytest.mark.usefixtures("audit_unchanged")
 def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
     """Kill the controller at several points of boots, start it again:
     every record has its domain and every domain its record."""

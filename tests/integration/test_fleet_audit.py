@@ -11,7 +11,6 @@ on another host.
 
 The session lab is shared with other test modules: findings they may have
 left are taken as a baseline, and each test asserts what is new."""
-import json
 import os
 import uuid as uuidlib
 
@@ -20,19 +19,13 @@ import pytest
 
 from agent.lab import fleet as lab_fleet
 from coldmove import LOCAL
+from helpers import audit_rows, finding_key
 
 pytestmark = pytest.mark.integration
 
 
-def audit(fleet):
-    rc, out, err = fleet.cli("fleet", "audit", "-f", "json", check=False)
-    rows = json.loads(out)
-    assert rc == (1 if rows else 0), (rc, err)
-    return rows
-
-
-def _key(row):
-    return (row["Kind"], row["Host"], row["Instance"], row["Detail"])
+audit = audit_rows
+_key = finding_key
 
 
 @pytest.fixture(scope="module")

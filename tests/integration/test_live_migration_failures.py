@@ -14,7 +14,10 @@ import pytest
 from helpers import guest_get, wait_guest
 from live_helpers import agent_options, allocated, cut_off, heartbeat
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              # a sample of the fault matrix on the real lab, judged by
+              # drover fleet audit as the simulated one is
+              pytest.mark.usefixtures("audit_unchanged")]
 
 NAME = "lmf-guest"
 SHARED_NAME = "lmf-shared"

@@ -165,12 +165,11 @@ def test_concurrent_calls_are_matched_to_their_callers(client,
 
 def test_a_quick_call_is_not_held_up_by_a_slow_one(client):
     slow = threading.Thread(target=client.call, args=("sleep_echo",),
-                            kwargs={"value": 1, "delay": 1})
+                            kwargs={"value": 1, "delay": 5})
     slow.start()
     time.sleep(0.1)
-    start = time.monotonic()
     assert client.call("echo", value=2) == 2
-    assert time.monotonic() - start < 0.5
+    assert slow.is_alive()          # the quick reply came first
     slow.join()
 
 

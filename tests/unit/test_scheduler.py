@@ -1,5 +1,4 @@
 """Scheduler: filters, weighers, and the explanation of a refusal."""
-import time
 
 import pytest
 
@@ -166,7 +165,9 @@ def test_request_for_flavor():
         (2, 512, 1, "true")
 
 
-def test_ten_thousand_hosts_well_under_a_second():
+def test_ten_thousand_hosts_are_each_judged():
+    """Every host is a candidate or rejected with a reason (how fast is
+    bench/bench_scheduler.py's to say: no timing asserts in tests)."""
     hosts = [host(f"h{i:05d}", ram_mb_alloc=(i * 37) % 4096,
                   up=i % 50 != 0,
                   availability_zone=("az1", "az2")[i % 2],
@@ -174,8 +175,6 @@ def test_ten_thousand_hosts_well_under_a_second():
              for i in range(10_000)]
     request = req(ram=512, availability_zone="az1",
                   properties={"ssd": "true"})
-    start = time.perf_counter()
     d = place(request, hosts)
-    elapsed = time.perf_counter() - start
     assert d.candidates and len(d.candidates) + len(d.rejected) == 10_000
-    assert elapsed < 0.5
+    assert all(why.reason for why in d.rejected.values())
