@@ -255,6 +255,22 @@ def test_a_superseded_task_stops_and_undoes_nothing():
     assert failures == []
 
 
+def test_a_task_superseded_while_its_step_ran_undoes_nothing():
+    log, calls = MemoryLog(), []
+
+    def taken_then_failed(ctx):
+        calls.append(("do", "b"))
+        log.tasks[ctx.task_id]["superseded_by"] = 99
+        raise TimeoutError()
+    wf, failures = _flow(calls, [
+        Step("a", _do(calls, "a"), _undo(calls, "a")),
+        Step("b", taken_then_failed, _undo(calls, "b"))])
+    tid = engine(log, wf).run_sync("demo", {})
+    assert calls == [("do", "a"), ("do", "b")]
+    assert log.tasks[tid]["state"] == "superseded"
+    assert failures == []
+
+
 def test_a_refused_update_means_the_task_lost_its_instance():
     log, calls = MemoryLog(), []
     wf, failures = _flow(calls, [

@@ -240,6 +240,11 @@ class TaskEngine:
         for step in reversed(workflow.steps):
             if states.get(step.name) not in ("started", "done", "failed"):
                 continue
+            if self.log.task_get(ctx.task_id).get("superseded_by"):
+                # Another task owns the instance now: its hosts and files
+                # are the new owner's to decide about, not this undo's.
+                self._superseded(ctx, workflow)
+                return
             if step.undo is not None:
                 try:
                     step.undo(ctx)
