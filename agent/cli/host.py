@@ -1,4 +1,4 @@
-"""drover host list|show|enable|disable|drain"""
+"""drover host list|show|enable|disable|drain|evacuate"""
 from agent.cli.common import subcommand
 
 LIST_COLUMNS = ["Name", "Address", "State", "Status", "Zone", "vCPUs",
@@ -46,5 +46,6 @@ def register(subparsers):
                    "forget a host that has no instances")
     s.add_argument("name")
 
-    from agent.cli import migrate
+    from agent.cli import evacuate, migrate
     migrate.register_host(sub)
+    evacuate.register_host(sub)

@@ -86,6 +86,13 @@ def undefine(conn, uuid):
     return conn.call(_undefine, validate.uuid(uuid))
 
 
+def autostart_off(conn, prefix="instance-"):
+    """Turn libvirt's autostart off on every domain named ``prefix``...
+    (drover's); returns the UUIDs it was on for.  A host that comes back
+    must start nothing by itself: the controller decides."""
+    return conn.call(_autostart_off, prefix)
+
+
 def lookup(conn, uuid):
     """The virDomain with ``uuid``; NotFound if there is none."""
     return conn.call(_lookup, validate.uuid(uuid))
@@ -203,6 +210,15 @@ def _list(c):
             if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
     return result
+
+
+def _autostart_off(c, prefix):
+    changed = []
+    for dom in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART):
+        if dom.name().startswith(prefix) and dom.autostart():
+            dom.setAutostart(0)
+            changed.append(dom.UUIDString())
+    return changed
 
 
 def _lookup(c, uuid):

@@ -2,12 +2,13 @@
 
 The CLI reaches it on [controller] socket_path (JSON lines, the same
 protocol as the agents')."""
-from agent.controller.api import hosts, inventory, live, migrations, servers
+from agent.controller.api import (evacuate, hosts, inventory, live,
+                                  migrations, servers)
 
 
 def register(server, services):
     for table in (hosts.METHODS, inventory.METHODS, servers.METHODS,
-                  migrations.METHODS, live.METHODS):
+                  migrations.METHODS, live.METHODS, evacuate.METHODS):
         for name, fn in table.items():
             server.register(name, _bind(fn, services))
 
