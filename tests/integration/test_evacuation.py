@@ -1,0 +1,170 @@
+"""Evacuation on the real lab: refused while the host is up; a shared-
+storage guest of a failed host evacuated with its data intact; the host's
+return cleaned without ever running the guest twice.
+
+The power loss is simulated until the lab's ``host stop`` (LAB2) is in
+this branch: the host's agent is stopped and its guest destroyed through
+the host's own libvirt.  The host is marked fenced in the controller's
+database by hand until ``host fence`` / ``host set --down`` (FENCE) are.
+"""
+import sqlite3
+import threading
+import time
+
+import libvirt
+import pytest
+
+from coldmove import SHARED, entries, read_data, write_data
+from helpers import wait_guest
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def _host(fleet, name):
+    return fleet.json("host", "show", name)
+
+
+def _used(fleet, name):
+    row = next(h for h in fleet.json("host", "list") if h["Name"] == name)
+    return row["vCPUs Used"], row["RAM MB Used"]
+
+
+def _fence_by_hand(fleet, name):
+    """FENCE's ``host fence`` stand-in: the host's state in the store."""
+    db = f"{fleet.lab.lab_dir}/controller/drover.db"
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute("UPDATE hosts SET state = 'fenced' WHERE name = ?",
+                     (name,))
+
+
+def _power_loss(fleet, host, uuids):
+    """LAB2's ``host stop`` stand-in: the agent stops answering and the
+    guests die (destroyed through the host's libvirt)."""
+    from agent.lab import fleet as lab_fleet
+    fleet.lab.stop_daemon(host, lab_fleet.AGENT)
+    conn = libvirt.open(fleet.hosts[host]["libvirt_uri"])
+    try:
+        for uuid in uuids:
+            conn.lookupByUUIDString(uuid).destroy()
+    finally:
+        conn.close()
+
+
+def _disk_source(fleet, host, uuid):
+    conn = libvirt.open(fleet.hosts[host]["libvirt_uri"])
+    try:
+        xml = conn.lookupByUUIDString(uuid).XMLDesc(0)
+    finally:
+        conn.close()
+    start = xml.index("<source file='") + len("<source file='")
+    return xml[start:xml.index("'", start)]
+
+
+class Sampler:
+    """Every host's running domains, every 200 ms, in the background."""
+
+    def __init__(self, fleet):
+        self.fleet, self.doubles, self.samples = fleet, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            where = {}
+            for host in self.fleet.hosts:
+                try:
+                    doms = self.fleet.domains(host)
+                except libvirt.libvirtError:
+                    continue
+                for uuid, state in doms.items():
+                    if state in ("running", "paused"):
+                        where.setdefault(uuid, []).append(host)
+            self.doubles += [(u, h) for u, h in where.items() if len(h) > 1]
+            self.samples += 1
+            self._stop.wait(0.2)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_evacuation_is_refused_while_the_host_is_up(fleet, servers):
+    host = sorted(fleet.hosts)[0]
+    servers.append("ev-up")
+    inst = fleet.create("ev-up", "lab.small", "--host", host,
+                        "--storage", "shared")
+    for argv in (("server", "evacuate", "ev-up"),
+                 ("host", "evacuate", host, "--wait")):
+        rc, out, err = fleet.cli(*argv, check=False)
+        assert rc == 2, (argv, rc, out, err)
+        assert len(err.strip().splitlines()) == 1 and "fence" in err
+        assert "Traceback" not in err
+    after = fleet.server("ev-up")
+    assert (after["host"], after["status"]) == (host, "ACTIVE")
+    assert fleet.domains(host)[inst["id"]] == "running"
+    assert not [m for m in fleet.json("server", "migration", "list",
+                                      "ev-up") if m["Type"] == "evacuation"]
+
+
+def test_shared_storage_guest_evacuated_and_the_host_cleaned(fleet,
+                                                            servers):
+    from agent.lab import fleet as lab_fleet
+    dead = sorted(fleet.hosts)[1]
+    servers.append("ev-shared")
+    before = _used(fleet, dead)
+    inst = fleet.create("ev-shared", "lab.small", "--host", dead,
+                        "--storage", "shared")
+    uuid, ip = inst["id"], inst["addresses"]
+    written = write_data(ip, 11)
+    disk = _disk_source(fleet, dead, uuid)
+    assert disk.startswith(SHARED)
+
+    _power_loss(fleet, dead, [uuid])
+    try:
+        _wait_for(lambda: _host(fleet, dead)["state"] == "down", 60,
+                  f"{dead} not marked down")
+        # Down is not enough: unreachable hosts may still run guests.
+        rc, _, err = fleet.cli("server", "evacuate", "ev-shared",
+                               check=False)
+        assert rc == 2 and "fence" in err
+        _fence_by_hand(fleet, dead)
+        shown = fleet.json("server", "evacuate", "ev-shared", "--wait")
+        dest = shown["host"]
+        assert dest != dead and shown["status"] == "ACTIVE"
+        assert fleet.domains(dest)[uuid] == "running"
+        assert fleet.domains(dead)[uuid] == "shutoff"   # the old one
+        assert _disk_source(fleet, dest, uuid) == disk  # the same disk
+        wait_guest(ip)
+        assert read_data(ip) == written                 # data intact
+        booted = wait_guest(ip)["boot"]
+        mig = fleet.json("server", "migration", "show", "ev-shared")
+        assert (mig["type"], mig["status"], mig["source_host"],
+                mig["dest_host"]) == ("evacuation", "done", dead, dest)
+    finally:
+        sampler = Sampler(fleet)
+        lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
+
+    try:
+        _wait_for(lambda: _host(fleet, dead)["state"] == "up", 90,
+                  f"{dead} not back up")
+    finally:
+        sampler.stop()
+    assert sampler.samples > 0 and sampler.doubles == []
+    assert uuid not in fleet.domains(dead)              # its leftover gone
+    assert uuid in entries(fleet, dest, SHARED)         # shared: untouched
+    assert read_data(ip) == written
+    assert wait_guest(ip)["boot"] == booted             # never restarted
+    assert fleet.domains(dest)[uuid] == "running"
+    mig = fleet.json("server", "migration", "show", "ev-shared")
+    assert mig["status"] == "completed"
+    assert _used(fleet, dead) == before     # its claim there released
