@@ -317,3 +317,17 @@ def test_host_evacuate_of_an_up_host_is_refused(svc):
     with pytest.raises(Conflict):
         svc.admission.submit_host("host-evacuate", "h1")
     assert svc.store.list_tasks() == []
+
+
+def test_evacuated_again_before_the_first_host_returns(svc):
+    inst = _placed(svc)
+    _fence(svc)
+    task, after = _evacuate(svc, inst, host="h2")
+    _fence(svc, "h2")
+    task, after = _evacuate(svc, inst, host="h3")
+    assert task["state"] == "done", task
+    migs = svc.store.list_migrations(instance_uuid=inst["uuid"],
+                                     type="evacuation")
+    assert [(m["source_host"], m["status"]) for m in migs] == \
+        [("h2", "done"), ("h1", "done")]
+    assert _claims(svc, inst) == ["h1", "h2", "h3"]

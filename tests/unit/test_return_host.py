@@ -207,3 +207,9 @@ def test_autostart_is_turned_off_on_drover_domains(mocker):
     assert domains.autostart_off(conn) == [A]
     ours.setAutostart.assert_called_once_with(0)
     theirs.setAutostart.assert_not_called()
+
+
+def test_an_evacuation_done_is_in_progress_until_its_host_is_cleaned():
+    """``host set --up`` (FENCE) is refused while one is (bug 1922053)."""
+    assert states.migration_in_progress(states.MIG_DONE)
+    assert not states.migration_in_progress(states.MIG_COMPLETED)

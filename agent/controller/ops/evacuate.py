@@ -245,8 +245,9 @@ def precheck(services, inst, params):
 def record(ctx):
     store = ctx.services.store
     inst = common.instance(ctx)
-    mig = steps.record_migration(ctx, TYPE, ctx.params["source"],
-                                 status=states.MIG_ACCEPTED)
+    mig = _own_record(store, inst["uuid"], ctx.params["source"]) or \
+        store.create_migration(inst["uuid"], TYPE, ctx.params["source"],
+                               status=states.MIG_ACCEPTED)
     resize = resize_waiting(store, inst)
     final = final_vm_state(inst, resize)
     update_migration(ctx, mig["uuid"], progress={
@@ -257,6 +258,17 @@ def record(ctx):
     return {"migration": mig["uuid"], "source": ctx.params["source"],
             "old_vm_state": final, "resize": resize and resize["uuid"],
             "moves": [m["uuid"] for m, _ in _moves(store, inst)]}
+
+
+def _own_record(store, uuid, source):
+    """The record a previous run of this step made (a restart): an
+    evacuation from ``source`` not yet past "accepted".  One that is
+    "done" belongs to an earlier evacuation (its host not cleaned yet)."""
+    for mig in store.list_migrations(instance_uuid=uuid, type=TYPE,
+                                     status=states.MIG_ACCEPTED):
+        if mig["source_host"] == source:
+            return mig
+    return None
 
 
 def settle(ctx):
