@@ -116,20 +116,24 @@ def test_evacuation_is_refused_while_the_host_is_up(fleet, servers):
                                       "ev-up") if m["Type"] == "evacuation"]
 
 
-def test_shared_storage_guest_evacuated_and_the_host_cleaned(fleet,
-                                                            servers):
+def test_guests_evacuated_and_the_host_cleaned(fleet, servers):
+    """A shared-storage guest keeps its disk and data; a local one comes
+    back only with --rebuild, fresh, with its MAC and address."""
     from agent.lab import fleet as lab_fleet
     dead = sorted(fleet.hosts)[1]
-    servers.append("ev-shared")
+    servers += ["ev-shared", "ev-local"]
     before = _used(fleet, dead)
     inst = fleet.create("ev-shared", "lab.small", "--host", dead,
                         "--storage", "shared")
+    local = fleet.create("ev-local", "lab.small", "--host", dead)
     uuid, ip = inst["id"], inst["addresses"]
     written = write_data(ip, 11)
+    local_written = write_data(local["addresses"], 12)
     disk = _disk_source(fleet, dead, uuid)
     assert disk.startswith(SHARED)
+    assert local["id"] in entries(fleet, dead)
 
-    _power_loss(fleet, dead, [uuid])
+    _power_loss(fleet, dead, [uuid, local["id"]])
     try:
         _wait_for(lambda: _host(fleet, dead)["state"] == "down", 60,
                   f"{dead} not marked down")
@@ -150,6 +154,21 @@ def test_shared_storage_guest_evacuated_and_the_host_cleaned(fleet,
         mig = fleet.json("server", "migration", "show", "ev-shared")
         assert (mig["type"], mig["status"], mig["source_host"],
                 mig["dest_host"]) == ("evacuation", "done", dead, dest)
+
+        rc, _, err = fleet.cli("server", "evacuate", "ev-local",
+                               check=False)
+        assert rc == 2 and "local disk is lost" in err and "--rebuild" in err
+        assert fleet.server("ev-local")["host"] == dead
+        rebuilt = fleet.json("server", "evacuate", "ev-local", "--rebuild",
+                             "--wait")
+        assert rebuilt["host"] != dead and rebuilt["status"] == "ACTIVE"
+        assert (rebuilt["id"], rebuilt["mac"], rebuilt["addresses"]) == \
+            (local["id"], local["mac"], local["addresses"])
+        wait_guest(local["addresses"])
+        other = next(h for h in fleet.hosts
+                     if h not in (dead, rebuilt["host"]))
+        assert fleet.ping(other, local["addresses"], count=3)
+        assert read_data(local["addresses"]) != local_written   # fresh
     finally:
         sampler = Sampler(fleet)
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
@@ -161,6 +180,8 @@ def test_shared_storage_guest_evacuated_and_the_host_cleaned(fleet,
         sampler.stop()
     assert sampler.samples > 0 and sampler.doubles == []
     assert uuid not in fleet.domains(dead)              # its leftover gone
+    assert local["id"] not in fleet.domains(dead)
+    assert local["id"] not in entries(fleet, dead)      # its local dir
     assert uuid in entries(fleet, dest, SHARED)         # shared: untouched
     assert read_data(ip) == written
     assert wait_guest(ip)["boot"] == booted             # never restarted

@@ -120,12 +120,11 @@ def test_shutoff_stays_shutoff_the_rest_is_started(vm_state, final):
 def test_a_cold_move_past_its_rename_is_not_superseded():
     mig = {"id": 4, "type": "migration", "status": "migrating",
            "source_host": "h1", "dest_host": "h2"}
-    evacuate.check_superseded([(mig, {"record", "power_off"})], "shared")
+    evacuate.check_superseded([(mig, {"record", "power_off"})])
     with pytest.raises(Conflict, match="which copy is whole"):
-        evacuate.check_superseded([(mig, {"power_off", "rename"})],
-                                  "shared")
+        evacuate.check_superseded([(mig, {"power_off", "rename"})])
     live = dict(mig, type="live-migration")
-    evacuate.check_superseded([(live, {"migrate", "monitor"})], "shared")
+    evacuate.check_superseded([(live, {"migrate", "monitor"})])
 
 
 def test_host_evacuate_triage():

@@ -158,10 +158,10 @@ def superseded_moves(migrations, tasks):
     return out
 
 
-def check_superseded(moves, storage):
+def check_superseded(moves):
     """Conflict for a move whose copy may be the live one: a cold move
-    past its rename on shared storage (``<uuid>_resize`` or a copy being
-    written may be the whole one)."""
+    past its rename (``<uuid>_resize`` or a copy being written may be the
+    whole one)."""
     for mig, done in moves:
         if mig["type"] == "live-migration":
             continue
@@ -172,7 +172,6 @@ def check_superseded(moves, storage):
                 "failed: which copy is whole cannot be told; nothing "
                 "evacuated, the data is kept (look at <uuid>_resize "
                 "there)")
-    return storage
 
 
 def hosts_of(moves):
@@ -189,6 +188,8 @@ def runs_on(infos):
     return None
 
 
+# -- reading the store -------------------------------------------------------
+
 def resize_waiting(store, inst):
     """The resize or cold migration of a VERIFY_RESIZE instance."""
     if inst["vm_state"] != states.RESIZED:
@@ -198,8 +199,6 @@ def resize_waiting(store, inst):
             return mig if mig["status"] in WAITING else None
     return None
 
-
-# -- up-front checks (agent.controller.admission) -------------------------
 
 def _moves(store, inst):
     migs = [m for m in store.list_migrations(instance_uuid=inst["uuid"],
@@ -220,6 +219,8 @@ def _moves(store, inst):
     return superseded_moves(migs, done)
 
 
+# -- up-front checks (agent.controller.admission) -------------------------
+
 def precheck(services, inst, params):
     store = services.store
     if not inst["host"]:
@@ -236,7 +237,7 @@ def precheck(services, inst, params):
         if dest == source["name"]:
             raise InvalidInput(f"cannot evacuate {inst['name']} to its "
                                f"failed host {dest}")
-    check_superseded(_moves(store, inst), inst["storage"])
+    check_superseded(_moves(store, inst))
     return dict(params, source=source["name"], rebuild=rebuild)
 
 
