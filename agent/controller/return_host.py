@@ -153,6 +153,11 @@ def run(store, call, host, domains):
     if pending:
         return pending
     _release_stale(store, host)
+    if store.get_host(host).get("forced_down"):
+        # Set down by the operator: cleaned, but it stays down until the
+        # operator sets it up (FENCE's host set --up, allowed now that
+        # its evacuations are completed).
+        return []
     # FENCE: store.host_returned(name) (fenced_at and forced_down cleared)
     # once it lands; until then the host is marked up as hosts.py does.
     store.mark_host_up(host)

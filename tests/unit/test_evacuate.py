@@ -330,3 +330,22 @@ def test_evacuated_again_before_the_first_host_returns(svc):
     assert [(m["source_host"], m["status"]) for m in migs] == \
         [("h2", "done"), ("h1", "done")]
     assert _claims(svc, inst) == ["h1", "h2", "h3"]
+
+
+def test_a_host_only_set_down_whose_agent_says_the_guest_runs(svc):
+    """The operator's mistake without a lease to catch it (a rebuilt
+    local disk): the failed host still answers that the guest runs."""
+    inst = _placed(svc, storage="local")
+    svc.store._set_host("h1", state="down")
+    real = svc.store.get_host
+
+    def get_host(name):
+        host = real(name)
+        return dict(host, forced_down=True) if name == "h1" else host
+    svc.store.get_host = get_host       # FENCE's column, by hand
+    svc.hosts.running.add("h1")
+    task, after = _evacuate(svc, inst, rebuild=True)
+    assert task["state"] == "failed" and "runs on h1" in task["error"]
+    assert after["host"] == "h1"
+    assert not any(m in ("instance.start", "instance.prepare")
+                   for _, m in svc.hosts.calls)

@@ -9,7 +9,9 @@
 2. settle:    the operation it superseded (admission supersede=True): its
               migration record failed, its claim on a third host released,
               its destination's half copy cleaned (never shared files); a
-              guest found running on one of its hosts fails the evacuation
+              guest found running on one of its hosts, or on a failed host
+              that was only set down and still answers, fails the
+              evacuation
 3. schedule:  a destination from the scheduler (the instance's AZ, the
               filters; ``--host`` still filtered; the failed host and the
               superseded move's hosts excluded), claimed with the
@@ -291,6 +293,16 @@ def settle(ctx):
                                             uuid=uuid)["state"]
         except DroverError:
             infos[host] = None
+    if store.get_host(ctx["source"])["state"] != "fenced":
+        # Set down by the operator, not known off: if its agent answers
+        # that the guest runs, evacuating would start a second copy (a
+        # rebuilt local disk has no lease to refuse it).
+        try:
+            infos[ctx["source"]] = common.agent_call(
+                ctx, ctx["source"], "instance.info", timeout=10,
+                uuid=uuid)["state"]
+        except DroverError:
+            pass
     where = runs_on(infos)
     if where is not None:
         raise DroverError(f"instance {inst['name']} runs on {where} (its "
