@@ -189,3 +189,45 @@ def test_guests_evacuated_and_the_host_cleaned(fleet, servers):
     mig = fleet.json("server", "migration", "show", "ev-shared")
     assert mig["status"] == "completed"
     assert _used(fleet, dead) == before     # its claim there released
+
+
+def test_a_host_declared_off_while_alive_keeps_its_guest(fleet, servers):
+    """The operator's mistake: a host whose guest still runs is declared
+    off (its agent stopped, the host fenced by hand).  QEMU's image lock
+    refuses the shared disk elsewhere: the evacuation fails with that
+    reason, nothing is destroyed, the guest runs on; when the agent is
+    back the host keeps it."""
+    from agent.lab import fleet as lab_fleet
+    alive = sorted(fleet.hosts)[2]
+    servers.append("ev-alive")
+    inst = fleet.create("ev-alive", "lab.small", "--host", alive,
+                        "--storage", "shared")
+    uuid, ip = inst["id"], inst["addresses"]
+    written = write_data(ip, 13)
+    booted = wait_guest(ip)["boot"]
+    fleet.lab.stop_daemon(alive, lab_fleet.AGENT)
+    try:
+        _wait_for(lambda: _host(fleet, alive)["state"] == "down", 60,
+                  f"{alive} not marked down")
+        _fence_by_hand(fleet, alive)
+        rc, out, err = fleet.cli("server", "evacuate", "ev-alive", "--wait",
+                                 check=False)
+        assert rc == 1, (rc, out, err)
+        assert "lock" in err, err
+        after = fleet.server("ev-alive")
+        assert after["host"] == alive and "lock" in (after["fault"] or "")
+        mig = fleet.json("server", "migration", "show", "ev-alive")
+        assert (mig["type"], mig["status"]) == ("evacuation", "failed")
+        running = [h for h, doms in fleet.all_domains().items()
+                   if doms.get(uuid) == "running"]
+        assert running == [alive]
+        assert uuid in entries(fleet, alive, SHARED)
+        assert wait_guest(ip)["boot"] == booted          # never restarted
+    finally:
+        lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
+    _wait_for(lambda: _host(fleet, alive)["state"] == "up", 90,
+              f"{alive} not back up")
+    assert fleet.domains(alive)[uuid] == "running"       # still its own
+    assert read_data(ip) == written
+    assert wait_guest(ip)["boot"] == booted
+    assert fleet.server("ev-alive")["host"] == alive
