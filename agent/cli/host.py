@@ -1,4 +1,4 @@
-"""drover host list|show|enable|disable|set|fence|drain"""
+"""drover host list|show|enable|disable|set|fence|drain|evacuate"""
 from agent.cli.common import subcommand, wait_task
 from agent.common.errors import InvalidInput
 
@@ -127,5 +127,6 @@ def register(subparsers):
 
     _register_fencing(sub)
 
-    from agent.cli import migrate
+    from agent.cli import evacuate, migrate
     migrate.register_host(sub)
+    evacuate.register_host(sub)

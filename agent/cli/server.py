@@ -1,5 +1,6 @@
 """drover server create|list|show|delete|stop|start|reboot, server event
-list, server console log"""
+list, server console log (migrate, resize: agent.cli.migrate; evacuate:
+agent.cli.evacuate)"""
 from agent.cli.common import finish, parse_properties, subcommand
 
 LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Host Status", "Networks",
@@ -92,5 +93,6 @@ def register(subparsers):
     s.add_argument("--lines", type=int, default=50,
                    help="last N lines (default 50; 0 for all)")
 
-    from agent.cli import migrate
+    from agent.cli import evacuate, migrate
     migrate.register_server(sub)
+    evacuate.register_server(sub)

@@ -12,7 +12,7 @@ import paramiko
 
 from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
-from agent.controller import host_cleanups, states
+from agent.controller import host_cleanups, return_host, states
 from agent.controller.db.models import jsonable, utcnow
 from agent.transport.errors import HostUnreachable
 from agent.transport.ssh import CONNECTIONS, AgentClient
@@ -152,8 +152,14 @@ class HostManager:
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)
-            was = self.store.get_host(name)["state"]
-            pending = host_cleanups.run(self.store, self.call, name)
+            host = self.store.get_host(name)
+            was = host["state"]
+            if was == "up" and not host.get("forced_down"):
+                pending = host_cleanups.run(self.store, self.call, name)
+            else:       # fencing on return: reconciled before it serves
+                pending = return_host.run(
+                    self.store, self.call, name,
+                    [d["uuid"] for d in facts.get("domains", [])])
         except (HostUnreachable, DroverError) as err:
             self._missed(name, err)
             return

@@ -185,18 +185,20 @@ MIG_CONFIRMING = "confirming"
 MIG_REVERTING = "reverting"
 MIG_CONFIRMED = "confirmed"
 MIG_REVERTED = "reverted"
-MIG_COMPLETED = "completed"        # live migration / evacuation done
-MIG_DONE = "done"
+MIG_COMPLETED = "completed"        # live migration done; evacuation
+                                   # done and its failed host cleaned
+MIG_DONE = "done"                  # evacuated, the failed host not yet
+                                   # cleaned: still holds its claim there
 MIG_ACCEPTED = "accepted"          # evacuation accepted
 MIG_CANCELLED = "cancelled"
 MIG_ERROR = "error"
 MIG_FAILED = "failed"
 MIGRATION_FINAL = frozenset({MIG_CONFIRMED, MIG_REVERTED, MIG_COMPLETED,
-                             MIG_DONE, MIG_CANCELLED, MIG_ERROR, MIG_FAILED})
+                             MIG_CANCELLED, MIG_ERROR, MIG_FAILED})
 MIGRATION_STATUSES = MIGRATION_FINAL | {
     MIG_PRE_MIGRATING, MIG_QUEUED, MIG_PREPARING, MIG_RUNNING, MIG_MIGRATING,
     MIG_POST_MIGRATING, MIG_FINISHED, MIG_CONFIRMING, MIG_REVERTING,
-    MIG_ACCEPTED}
+    MIG_ACCEPTED, MIG_DONE}
 
 
 def migration_in_progress(migration_status):

@@ -53,6 +53,9 @@ def build_server(conn):
 def serve():
     conn = Connection(events=True)
     conn.get()      # fail early, clearly, if libvirtd is not there
+    # Fencing on return: no drover guest starts here by itself.
+    for uuid in domains.autostart_off(conn):
+        LOG.warning("autostart was on for domain %s: turned off", uuid)
     server = build_server(conn)
     server.start()
     stop = threading.Event()

@@ -105,6 +105,13 @@ def undefine(conn, uuid):
     return conn.call(_undefine, validate.uuid(uuid))
 
 
+def autostart_off(conn, prefix="instance-"):
+    """Turn libvirt's autostart off on every domain named ``prefix``...
+    (drover's); returns the UUIDs it was on for.  A host that comes back
+    must start nothing by itself: the controller decides."""
+    return conn.call(_autostart_off, prefix)
+
+
 def lookup(conn, uuid):
     """The virDomain with ``uuid``; NotFound if there is none."""
     return conn.call(_lookup, validate.uuid(uuid))
@@ -244,6 +251,15 @@ def _state(c, uuid):
     reasons = {libvirt.VIR_DOMAIN_PAUSED: PAUSED_REASONS,
                libvirt.VIR_DOMAIN_RUNNING: RUNNING_REASONS}.get(state, {})
     return POWER_STATES.get(state, "nostate"), reasons.get(reason, "unknown")
+
+
+def _autostart_off(c, prefix):
+    changed = []
+    for dom in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART):
+        if dom.name().startswith(prefix) and dom.autostart():
+            dom.setAutostart(0)
+            changed.append(dom.UUIDString())
+    return changed
 
 
 def _lookup(c, uuid):

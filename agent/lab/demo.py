@@ -6,7 +6,10 @@ heartbeat, a ping from another host, its status over its own HTTP control.
 Then moves them: a cold migration and a resize, each confirmed, with the
 guest's disk data checked after; a live migration on shared storage and a
 block live migration of local disks, with pings from another host every
-100 ms counted and the guest's uptime shown to go on.  The lab stays up
+100 ms counted and the guest's uptime shown to go on.  Then a host with
+shared-storage guests loses power, is fenced, its guests are evacuated
+(their data areas checked) and, powered on again, it is cleaned before it
+is back in service.  The lab stays up
 afterwards for exploring; ``drover lab down`` removes it.
 """
 import json
@@ -165,6 +168,67 @@ class Demo:
                   f"{'same boot (no reboot)' if same else 'REBOOTED'}")
         return names + [shared]
 
+    def evacuation(self):
+        """A host with shared-storage guests loses power (lab host stop,
+        LAB2), is fenced (host fence, FENCE), its guests are evacuated and
+        their data checked; powered on again, it is cleaned before it is
+        up."""
+        victim = sorted(h["name"] for h in self.lab.status())[-1]
+        say(f"evacuation: {victim} loses power; fenced; its shared-storage "
+            "guests rebuilt elsewhere with their data; then it returns")
+        names, data = ["demo-ev-1", "demo-ev-2"], {}
+        for name in names:
+            try:
+                s = self.call("server.show", name=name)
+            except DroverError:
+                self.wait(self.call("server.create", name=name,
+                                    flavor="lab.small", image="lab-guest",
+                                    host=victim, storage="shared"),
+                          f"create {name}")
+                s = self.call("server.show", name=name)
+            wait_guest(s["addresses"])
+            data[name] = (s["addresses"], guest(
+                s["addresses"], "/cgi-bin/data-write?seed=9", 60)["sha256"])
+            print(f"   {name} on {s['host']} (shared storage), data area "
+                  f"sha256 {data[name][1][:12]}...")
+        started = time.monotonic()
+        self.lab.host_stop(victim)
+        print(f"   {victim} powered off (its guests died with it)")
+        while self.call("host.show", name=victim)["state"] == "up":
+            time.sleep(0.2)
+        print(f"   {victim} seen down after "
+              f"{time.monotonic() - started:.1f} s; down is not enough to "
+              "evacuate: fencing it")
+        self.call("host.fence", name=victim)
+        print(f"   {victim}: {self.call('host.show', name=victim)['state']}")
+        result = self.call("host.evacuate", name=victim, max_parallel=2)
+        self.wait(result, f"evacuate {victim}")
+        from agent.cli.evacuate import REPORT_COLUMNS
+        from agent.cli import output
+        print(output.format_list(self.call(
+            "host.evacuate_report", task_id=result["task_id"]),
+            REPORT_COLUMNS))
+        for name, (ip, written) in data.items():
+            s = self.call("server.show", name=name)
+            wait_guest(ip)
+            read = guest(ip, "/cgi-bin/data-read", 60)["sha256"]
+            print(f"   {name}: {s['status']} on {s['host']}, data area "
+                  f"{'intact' if read == written else 'DIFFERENT'} "
+                  f"(sha256 {read[:12]}...)")
+        self.lab.host_start(victim)
+        print(f"   {victim} powered on; the controller reconciles it "
+              "before it serves")
+        while self.call("host.show", name=victim)["state"] != "up":
+            time.sleep(0.5)
+        left = self.lab.host_exec(victim, ["virsh", "list", "--all",
+                                           "--uuid"], check=False)
+        uuids = {self.call("server.show", name=n)["id"] for n in names}
+        stale = uuids & set((left or "").split())
+        print(f"   {victim} is up again; its evacuated guests' domains "
+              f"{'REMAIN: ' + ', '.join(stale) if stale else 'are gone'}; "
+              "the shared disks were not touched")
+        return names
+
 
 def run(lab, count, image_path, progress=print):
     say("lab up: hosts with their own libvirtd, sshd and drover-agent")
@@ -176,6 +240,7 @@ def run(lab, count, image_path, progress=print):
     demo.show_guests(names)
     demo.cold_moves(names)
     names = demo.live_moves(names)
+    names += demo.evacuation()
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)

@@ -111,6 +111,25 @@ def fleet(lab):
 
 
 @pytest.fixture
+def own_fleet(lab_factory):
+    """``own_fleet(count)``: drover on a lab of the test's own (taken down
+    after it), for tests that power hosts off or cut them away: the
+    session lab stays whole for the others."""
+    from agent.conf import CONF
+    from agent.lab import fleet as lab_fleet
+    from agent.lab.image import build_image
+    from helpers import Fleet
+
+    def make(count):
+        the_lab = lab_factory(count)
+        cache = os.environ.get("DROVER_LAB_CACHE", CONF.lab.cache_dir)
+        socket = lab_fleet.start(the_lab, build_image(cache),
+                                 progress=lambda m: None)
+        return Fleet(the_lab, socket)
+    return make
+
+
+@pytest.fixture
 def audit_unchanged(fleet):
     """The fault matrix's oracle on the real lab: after the test (a fault
     injected into a real operation), ``drover fleet audit`` finds nothing

@@ -93,6 +93,12 @@ def _resized(svc):
     return inst
 
 
+def _on_fenced_host(svc):
+    inst = _active(svc)
+    svc.store._set_host("h1", state="fenced")     # FENCE's state, by hand
+    return inst
+
+
 # operation -> (set-up, parameters)
 CASES = {
     "create": (None, {}),
@@ -105,6 +111,7 @@ CASES = {
     "resize-confirm": (_resized, {}),
     "resize-revert": (_resized, {}),
     "live-migrate": (_active, {}),
+    "evacuate": (_on_fenced_host, {"rebuild": True}),
 }
 
 

@@ -51,18 +51,19 @@ def _scheduler_up(svc):
     return {h.name: h.up for h in svc.store.host_states()}["h1"]
 
 
-def test_a_fenced_host_that_answers_stays_fenced(svc):
+def test_a_fenced_host_stays_fenced_until_it_returns_reconciled(svc):
     svc.store.mark_host_fenced("h1")
+    svc.agents.unreachable.add("h1")
     svc.hosts.poll_host("h1")
     host = svc.store.get_host("h1")
-    assert host["state"] == "fenced" and host["down_reason"] is None
+    assert host["state"] == "fenced"
     assert fencing.may_evacuate(host)[0]
-    svc.agents.unreachable.add("h1")
     svc.store.mark_host_down("h1")          # the poller's missed-too-long
     assert _state(svc) == "fenced"
-    svc.store.mark_host_up("h1")
+    svc.store.mark_host_up("h1")            # only host_returned ends it
     assert _state(svc) == "fenced"
-    svc.store.host_returned("h1")           # the reconcile's word
+    svc.agents.unreachable.clear()
+    svc.hosts.poll_host("h1")               # back: reconciled, then up
     host = svc.store.get_host("h1")
     assert (host["state"], host["fenced_at"], host["forced_down"]) == (
         "up", None, False)

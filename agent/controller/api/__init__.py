@@ -2,13 +2,14 @@
 
 The CLI reaches it on [controller] socket_path (JSON lines, the same
 protocol as the agents')."""
-from agent.controller.api import (fleet, hosts, inventory, live,
+from agent.controller.api import (evacuate, fleet, hosts, inventory, live,
                                   migrations, servers)
 
 
 def register(server, services):
     for table in (hosts.METHODS, inventory.METHODS, servers.METHODS,
-                  migrations.METHODS, live.METHODS, fleet.METHODS):
+                  migrations.METHODS, live.METHODS, fleet.METHODS,
+                  evacuate.METHODS):
         for name, fn in table.items():
             server.register(name, _bind(fn, services))
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
-                                  live_migrate, power, resize_confirm,
-                                  resize_revert)
+                                  evacuate, host_evacuate, live_migrate,
+                                  power, resize_confirm, resize_revert)
 from agent.controller.states import ANY, IDLE, Rule
 
 
@@ -67,6 +67,13 @@ _TABLE = (
     Operation("drain", drain.KIND, drain.workflow, None, drain.precheck),
     Operation("fence", fencing.KIND, fencing.workflow, None,
               fencing.precheck),
+    # Any task_state: an evacuation supersedes what was in flight on the
+    # failed host (admission supersede=True).
+    Operation("evacuate", evacuate.KIND, evacuate.workflow,
+              _rule(evacuate.EVACUABLE, ANY, st.REBUILDING),
+              evacuate.precheck),
+    Operation("host-evacuate", host_evacuate.KIND, host_evacuate.workflow,
+              None, host_evacuate.precheck),
 )
 
 OPERATIONS = {op.name: op for op in _TABLE}

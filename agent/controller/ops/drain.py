@@ -31,7 +31,8 @@ def check_host(host):
     if host["state"] != "up":
         raise Conflict(f"host {host['name']} is down: its instances cannot "
                        "be migrated away; they need evacuation once the "
-                       "host is fenced (drover cannot evacuate yet)")
+                       f"host is fenced or set down (drover host evacuate "
+                       f"{host['name']})")
 
 
 def precheck(services, host, params):
