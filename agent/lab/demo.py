@@ -9,13 +9,15 @@ block live migration of local disks, with pings from another host every
 100 ms counted and the guest's uptime shown to go on.  Then a host with
 shared-storage guests loses power, is fenced, its guests are evacuated
 (their data areas checked) and, powered on again, it is cleaned before it
-is back in service.  The lab stays up
+is back in service.  Last, drover fleet audit holds the database against
+what every host runs and holds.  The lab stays up
 afterwards for exploring; ``drover lab down`` removes it.
 """
 import json
 import time
 import urllib.request
 
+from agent.cli import output
 from agent.common.errors import DroverError
 from agent.lab import fleet
 from agent.lab.pinger import Pinger
@@ -168,6 +170,20 @@ class Demo:
                   f"{'same boot (no reboot)' if same else 'REBOOTED'}")
         return names + [shared]
 
+    def audit(self):
+        """drover fleet audit: the database against every host's libvirt
+        and disks."""
+        from agent.cli.fleet import COLUMNS
+        say("fleet audit: the database against what every host runs and "
+            "holds")
+        rows = self.call("fleet.audit")
+        if rows:
+            print(output.format_list(rows, COLUMNS))
+        else:
+            print("   clean: every guest defined and running only where the "
+                  "database says, claims match, no stray directory")
+        return rows
+
     def evacuation(self):
         """A host with shared-storage guests loses power (lab host stop,
         LAB2), is fenced (host fence, FENCE), its guests are evacuated and
@@ -199,12 +215,11 @@ class Demo:
         print(f"   {victim} seen down after "
               f"{time.monotonic() - started:.1f} s; down is not enough to "
               "evacuate: fencing it")
-        self.call("host.fence", name=victim)
+        self.wait(self.call("host.fence", name=victim), f"fence {victim}")
         print(f"   {victim}: {self.call('host.show', name=victim)['state']}")
         result = self.call("host.evacuate", name=victim, max_parallel=2)
         self.wait(result, f"evacuate {victim}")
         from agent.cli.evacuate import REPORT_COLUMNS
-        from agent.cli import output
         print(output.format_list(self.call(
             "host.evacuate_report", task_id=result["task_id"]),
             REPORT_COLUMNS))
@@ -244,6 +259,7 @@ def run(lab, count, image_path, progress=print):
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)
+    demo.audit()
     say("done; explore with 'drover server list', 'drover host list', ...; "
         "remove everything with 'drover lab down'")
     print(json.dumps({"controller_socket": socket, "servers": names}))
