@@ -90,7 +90,7 @@ COLD = ("cold_migrate", "resize")
 SRC_DOWN = ("power_src", "cut_src")
 DST_DOWN = ("power_dst", "cut_dst")
 INCONSISTENT = [
-    ("boot-undo-stops", ("boot",), ("disk", "define"), SRC_DOWN,
+    ("boot-undo-stops", ("boot",), ("define",), SRC_DOWN,
      "boot: the host is unreachable; the undo of disk/define on it fails, "
      "the engine stops undoing and unschedule never runs: ERROR on h1 "
      "holding its claim, with no domain (nor directory) there, and nothing "
@@ -107,7 +107,7 @@ INCONSISTENT = [
      "<uuid>_resize and no <uuid> (the domain cannot start), the "
      "destination claim leaked; nothing finishes the rollback when the "
      "source is back"),
-    ("cold-dest-undo-first", COLD, ("define", "start"), DST_DOWN,
+    ("cold-dest-undo-first", COLD, ("start",), DST_DOWN,
      "cold move: the destination is unreachable at define/start; the undo "
      "of that step (instance.undefine/destroy there) raises and stops the "
      "rollback before the source-side undos: the reachable source is not "
@@ -144,13 +144,16 @@ INCONSISTENT = [
      "fails: ERROR with host still the destination, where everything is "
      "gone; claims not matching (migration 'error')"),
     ("live-undo-unreachable", ("live_block", "live_shared"),
-     ("prepare", "migrate", "monitor"), SRC_DOWN + DST_DOWN,
+     ("prepare", "migrate", "monitor"), SRC_DOWN,
      "live migration: an undo on an unreachable host raises (stop_job's "
-     "migration.abort gets HostUnreachable, which it does not tolerate; "
-     "clean_dest on an unreachable destination), the engine stops "
-     "undoing and unschedule never runs: the failed migration keeps its "
-     "destination claim and (block) the destination's prepared directory "
-     "stays, with no leftover record to remove it"),
+     "migration.abort gets HostUnreachable, which it does not tolerate), "
+     "the engine stops undoing and unschedule never runs: the failed "
+     "migration keeps its destination claim"),
+    ("live-block-undo-dst", ("live_block",), ("migrate", "monitor"),
+     DST_DOWN,
+     "block live migration: the destination is unreachable; clean_dest "
+     "records its copy as leftover_host on the migration record, which "
+     "nothing removes: the prepared directory stays on the destination"),
     ("live-cleanup-source", ("live_block",), ("finish",),
      ("power_src", "cut_src", "libvirt_error"),
      "live migration finish: live.cleanup_source's failure is only logged "
