@@ -90,11 +90,6 @@ COLD = ("cold_migrate", "resize")
 SRC_DOWN = ("power_src", "cut_src")
 DST_DOWN = ("power_dst", "cut_dst")
 INCONSISTENT = [
-    ("boot-undo-stops", ("boot",), ("define",), SRC_DOWN,
-     "boot: the host is unreachable; the undo of disk/define on it fails, "
-     "the engine stops undoing and unschedule never runs: ERROR on h1 "
-     "holding its claim, with no domain (nor directory) there, and nothing "
-     "finishes the undo when the host is back"),
     ("cold-undo-power-off", COLD,
      ("record", "schedule", "image", "power_off", "rename"), SRC_DOWN,
      "cold move: the source is unreachable at power_off; the undo of "
@@ -143,17 +138,6 @@ INCONSISTENT = [
      "revert: the source's <uuid> is restored but define/start there "
      "fails: ERROR with host still the destination, where everything is "
      "gone; claims not matching (migration 'error')"),
-    ("live-undo-unreachable", ("live_block", "live_shared"),
-     ("prepare", "migrate", "monitor"), SRC_DOWN,
-     "live migration: an undo on an unreachable host raises (stop_job's "
-     "migration.abort gets HostUnreachable, which it does not tolerate), "
-     "the engine stops undoing and unschedule never runs: the failed "
-     "migration keeps its destination claim"),
-    ("live-block-undo-dst", ("live_block",), ("migrate", "monitor"),
-     DST_DOWN,
-     "block live migration: the destination is unreachable; clean_dest "
-     "records its copy as leftover_host on the migration record, which "
-     "nothing removes: the prepared directory stays on the destination"),
     ("live-cleanup-source", ("live_block",), ("finish",),
      ("power_src", "cut_src", "libvirt_error"),
      "live migration finish: live.cleanup_source's failure is only logged "
