@@ -16,9 +16,11 @@ Argued from the two promises:
   go all the same, because they cannot hold the only copy of its data:
   those of a boot that never finished (the instance has no host, is in
   ERROR and was never launched: its disk is a fresh overlay nobody used),
-  and a failed move's copy on its destination ("copy"): the newest
-  migration of the instance that names the host is a failed or cancelled
-  one *to* it (the instance never lived there since), storage is local
+  and a move's copy ("copy"): the newest migration of the instance that
+  names the host is a failed or cancelled one *to* it (the instance never
+  lived there since) or a completed live migration *from* it (the
+  source's old directory, that the migration's finish could not remove),
+  storage is local
   (a shared directory is the instance's own disk), the instance's own
   host answers that it holds the domain and the disk (live.disk_facts),
   and the host keeps no domain of it that is not removed with it (a
@@ -66,19 +68,20 @@ def plan(cleanup, instance, migrations=()):
         return wanted               # a boot that never finished
     domain = tuple(r for r in wanted if r == "domain")
     if "files" in wanted and instance["host"] is not None and \
-            _failed_move_to(migrations, cleanup["host"]) and \
+            _stale_copy_on(migrations, cleanup["host"]) and \
             instance["storage"] == "local":
         return domain + (COPY,)
     return domain
 
 
-def _failed_move_to(migrations, host):
+def _stale_copy_on(migrations, host):
     """True if the newest of ``migrations`` that names ``host`` is a
-    failed move to it."""
+    failed move to it or a completed move from it."""
     for mig in migrations:
-        if host in (mig["source_host"], mig["dest_host"]):
-            return mig["dest_host"] == host and \
-                mig["status"] in FAILED_MOVES
+        if mig["dest_host"] == host:
+            return mig["status"] in FAILED_MOVES
+        if mig["source_host"] == host:
+            return mig["status"] == states.MIG_COMPLETED
     return False
 
 

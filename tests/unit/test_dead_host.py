@@ -238,10 +238,12 @@ _ELSEWHERE = {"vm_state": "active", "task_state": None, "host": "h2",
     (_ELSEWHERE, [_mig("failed")], ("domain", host_cleanups.COPY)),
     # ... not if the instance lived on the host since, or the move went
     # the other way, or the storage is shared (the copy is its own disk).
-    (_ELSEWHERE, [_mig("completed", "h1", "h2"), _mig("error")],
-     ("domain",)),
+    (_ELSEWHERE, [_mig("completed"), _mig("error")], ("domain",)),
     (_ELSEWHERE, [_mig("error", "h1", "h2")], ("domain",)),
     (_ELSEWHERE, [_mig("confirmed")], ("domain",)),
+    # The source's old directory after a completed live migration.
+    (_ELSEWHERE, [_mig("completed", "h1", "h2")],
+     ("domain", host_cleanups.COPY)),
     (dict(_ELSEWHERE, storage="shared"), [_mig("error")], ("domain",)),
 ])
 def test_cleanup_plan_removes_files_that_cannot_be_the_only_copy(

@@ -138,11 +138,6 @@ INCONSISTENT = [
      "revert: the source's <uuid> is restored but define/start there "
      "fails: ERROR with host still the destination, where everything is "
      "gone; claims not matching (migration 'error')"),
-    ("live-cleanup-source", ("live_block",), ("finish",),
-     ("power_src", "cut_src", "libvirt_error"),
-     "live migration finish: live.cleanup_source's failure is only logged "
-     "('tidy up later') but nothing records or retries it: the source "
-     "keeps the guest's old local directory"),
 ]
 
 

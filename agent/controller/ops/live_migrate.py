@@ -19,6 +19,7 @@
              the point of no return (nothing is undone after it)
 7. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
+             (recorded in the host clean-up table if that fails)
 
 Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
@@ -302,6 +303,10 @@ def finish(ctx):
     except DroverError as err:      # the guest has moved; tidy up later
         LOG.warning("instance %s: cleaning %s after live migration: %s",
                     uuid, source, err)
+        if inst["storage"] == "local":
+            store.record_cleanup(source, uuid, inst["storage"], ["files"],
+                                 reason=f"after live migration: "
+                                 f"{one_line(err)}")
     ctx.progress(f"completed: on {dest} after {ctx['elapsed']} s, downtime "
                  f"{ctx['downtime_ms']} ms")
 
