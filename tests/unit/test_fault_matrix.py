@@ -90,24 +90,6 @@ COLD = ("cold_migrate", "resize")
 SRC_DOWN = ("power_src", "cut_src")
 DST_DOWN = ("power_dst", "cut_dst")
 INCONSISTENT = [
-    ("cold-undo-power-off", COLD,
-     ("record", "schedule", "image", "power_off", "rename"), SRC_DOWN,
-     "cold move: the source is unreachable at power_off; the undo of "
-     "power_off (instance.start on the source) raises, the engine stops "
-     "undoing and unschedule never runs: the failed migration keeps its "
-     "claim on the destination (orphan claim)"),
-    ("cold-undo-rename", COLD, ("convert", "storage", "copy"), SRC_DOWN,
-     "cold move: the source is unreachable after rename; the undo of "
-     "rename (move.restore) fails: ERROR on h1 with the disk in "
-     "<uuid>_resize and no <uuid> (the domain cannot start), the "
-     "destination claim leaked; nothing finishes the rollback when the "
-     "source is back"),
-    ("cold-dest-undo-first", COLD, ("start",), DST_DOWN,
-     "cold move: the destination is unreachable at define/start; the undo "
-     "of that step (instance.undefine/destroy there) raises and stops the "
-     "rollback before the source-side undos: the reachable source is not "
-     "restored (ERROR, disk in <uuid>_resize), the copy (and at start the "
-     "domain) on the destination and its claim leak, unrecorded"),
     ("revert-src-down", ("resize_revert",),
      ("find", "destroy", "undefine", "cleanup", "restore"), SRC_DOWN,
      "revert: the destination's domain and copy are removed first, then "
