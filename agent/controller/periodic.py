@@ -7,6 +7,8 @@
   finished once both hosts answer (cold_migrate.finish_rollback).  A
   copy merely left on an unreachable destination is the host clean-up
   table's (agent.controller.host_cleanups).
+- Reverts: a revert that failed past its point of no return leaves its
+  migration "reverting"; it is run again once both hosts are up.
 """
 import datetime
 import logging
@@ -67,9 +69,25 @@ def finish_rollbacks(svc):
                      mig["id"], err)
 
 
+def retry_reverts(svc):
+    for mig in svc.store.list_migrations(status=states.MIG_REVERTING):
+        try:
+            inst = svc.store.get_instance(mig["instance_uuid"])
+            hosts = [svc.store.get_host(h)["state"]
+                     for h in (mig["source_host"], mig["dest_host"])]
+            if inst["vm_state"] != states.RESIZED or inst["task_state"] \
+                    or any(state != "up" for state in hosts):
+                continue
+            LOG.info("running the revert of %s again", inst["name"])
+            svc.admission.submit("resize-revert", inst["uuid"])
+        except (Conflict, NotFound) as err:
+            LOG.info("revert of migration %s: %s", mig["id"], err)
+
+
 def tick(svc):
     auto_confirm(svc)
     finish_rollbacks(svc)
+    retry_reverts(svc)
 
 
 def start(svc, interval=INTERVAL):

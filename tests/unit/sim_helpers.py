@@ -140,6 +140,7 @@ class SimLab:
         """The controller's periodic work: the move tasks, then a poll of
         every host (facts, power-state sync)."""
         periodic.finish_rollbacks(self.svc)
+        periodic.retry_reverts(self.svc)
         periodic.auto_confirm(self.svc)
         for task in self.store.list_tasks(unfinished=True):
             self.svc.engine.wait(task["id"])

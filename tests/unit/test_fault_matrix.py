@@ -84,43 +84,9 @@ BOOT = {"power_dst": "power_src", "cut_dst": "cut_src",
 BOOT_ONLY = {"disk_full_src": lambda f, s: f.fill_disk(SRC)}
 
 # Inconsistent outcomes, by cause: (tag, workflows, steps, faults, why).  Each
-# is a workflow bug for the lead to fix; the cases are strict xfails, so
-# a fixed case must leave this list.
-COLD = ("cold_migrate", "resize")
-SRC_DOWN = ("power_src", "cut_src")
-DST_DOWN = ("power_dst", "cut_dst")
-INCONSISTENT = [
-    ("revert-src-down", ("resize_revert",),
-     ("find", "destroy", "undefine", "cleanup", "restore"), SRC_DOWN,
-     "revert: the destination's domain and copy are removed first, then "
-     "restore on the unreachable source fails: ERROR with host still the "
-     "destination where nothing is left, the data only in the source's "
-     "<uuid>_resize, the migration 'error' so its claim is orphaned and "
-     "the instance's claim is on the source"),
-    ("revert-restore-error", ("resize_revert",), ("restore",),
-     ("libvirt_error",),
-     "revert: move.restore fails after the destination's copy was "
-     "removed: as with an unreachable source (ERROR on the empty "
-     "destination, claims not matching)"),
-    ("revert-dst-down", ("resize_revert",),
-     ("find", "destroy", "undefine", "cleanup"), DST_DOWN,
-     "revert: it fails on the unreachable destination, having changed "
-     "little or nothing, yet on_failed makes the migration 'error' (final) "
-     "and the instance ERROR: the destination claim is orphaned, the "
-     "instance's claim is on the source while the database puts it on the "
-     "destination, the source's domain and <uuid>_resize are owned by no "
-     "migration in progress, and the revert cannot be retried"),
-    ("revert-dst-error", ("resize_revert",),
-     ("destroy", "undefine", "cleanup"), ("libvirt_error",),
-     "revert: a libvirt error on the destination ends it like an "
-     "unreachable destination (migration 'error', claims not matching, "
-     "source files owned by nothing)"),
-    ("revert-define-src", ("resize_revert",), ("define", "start"),
-     SRC_DOWN + ("libvirt_error",),
-     "revert: the source's <uuid> is restored but define/start there "
-     "fails: ERROR with host still the destination, where everything is "
-     "gone; claims not matching (migration 'error')"),
-]
+# is a workflow bug to fix; the cases are strict xfails, so a fixed case
+# must leave this list.  None is known today.
+INCONSISTENT = []
 
 
 def _steps(kind):
