@@ -25,10 +25,12 @@ Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
 it; a job the agent lost is reconciled with where libvirt has the domain.
 On failure the migration is failed or cancelled with the reason (also in
-the task's events, ``server event list``); an instance whose guest is
-still active on the source, and only there, stays ACTIVE with no fault
-and the destination's claim is released, whichever undo stopped; else it
-is ERROR.
+the task's events, ``server event list``); the destination's claim is
+released unless the destination runs the guest, whichever undo stopped;
+an instance whose guest is still active on the source, and only there,
+stays ACTIVE with no fault; else it is ERROR.  An undo on an unreachable
+host is skipped (stop_job on the source, clean_dest on the destination),
+what stays on the destination recorded in the host clean-up table.
 """
 import logging
 import time
@@ -313,10 +315,11 @@ def finish(ctx):
 
 def on_failed(ctx, err):
     """The migration record is failed (cancelled for an operator's
-    abort) with the reason, which the task's events show too.  A guest
-    still active on the source, and only there, is fine: no task, no
-    fault, and the destination's claim goes, whichever undo stopped.
-    Anything else is ERROR, the claim kept."""
+    abort) with the reason, which the task's events show too.  The
+    destination's claim goes unless the destination runs the guest
+    (before the migrate step no job existed: it cannot).  A guest still
+    active on the source, and only there, is fine: no task, no fault.
+    Anything else is ERROR."""
     store = ctx.services.store
     reason = _task_error(ctx) or str(err)
     if ctx.get("migration_uuid"):
