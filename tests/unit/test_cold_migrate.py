@@ -296,3 +296,55 @@ def test_delete_in_verify_resize_confirms_first(lab):
     assert lab.claims() == []
     assert lab.migrations()[0][2] == "confirmed"
     assert lab.domains() == [] and lab.directories() == []
+
+
+def test_failed_revert_keeps_reverting_and_is_run_again(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    assert lab.op("resize", "vm1", host="h2", flavor="big")["state"] == \
+        "done"
+    lab.fleet.at_step("restore", lambda f: f.cut("h1"))
+    assert lab.op("revert", "vm1")["state"] == "failed"
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("VERIFY_RESIZE", "h2")
+    assert "h1" in inst["error"]
+    assert lab.migrations()[0][2] == "reverting"       # owns both hosts
+    assert lab.directories() == [("local/h1", "vm1_resize")]
+    lab.fleet.restore("h1")
+    periodic.retry_reverts(lab.svc)
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"], inst["flavor"]["name"]) == \
+        ("ACTIVE", "h1", "small")
+    assert lab.migrations()[0][2] == "reverted"
+    assert lab.domains() == [("vm1", "h1", "running")]
+    assert lab.claims() == [("h1", "vm1", 1, 256)]
+    periodic.retry_reverts(lab.svc)                     # nothing left
+    assert len(lab.store.list_tasks()) == 4
+
+
+def test_revert_failing_before_its_commit_point_changes_nothing(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    assert lab.op("resize", "vm1", host="h2", flavor="big")["state"] == \
+        "done"
+    lab.fleet.at_step("destroy", lambda f: f.cut("h2"))
+    assert lab.op("revert", "vm1")["state"] == "failed"
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("VERIFY_RESIZE", "h2")
+    assert lab.migrations()[0][2] == "finished"
+    lab.fleet.restore("h2")
+    assert lab.op("confirm", "vm1")["state"] == "done"
+
+
+def test_rollback_of_a_deleted_instance_leaves_its_copy_to_the_cleanups(
+        lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.fleet.at_step("start", lambda f: f.cut("h2"))
+    assert lab.op("migrate", "vm1")["state"] == "failed"
+    assert lab.op("delete", "vm1")["state"] == "done"
+    periodic.finish_rollbacks(lab.svc)          # h2 still cut: recorded
+    assert [(c["host"], c["remove"]) for c in lab.store.list_cleanups()] \
+        == [("h2", ["domain", "files"])]
+    lab.fleet.restore("h2")
+    lab.fleet.poll()
+    assert lab.store.list_cleanups() == []
+    assert not [d for d in lab.directories() if d[0] == "local/h2"]
+    assert not [d for d in lab.domains() if d[1] == "h2"]

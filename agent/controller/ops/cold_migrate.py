@@ -356,10 +356,19 @@ def finish_rollback(services, mig):
     ERROR and in no task; HostUnreachable and agent errors are raised
     (tried again at the next tick)."""
     store, hosts = services.store, services.hosts
-    inst = store.get_instance(mig["instance_uuid"])
+    inst = store.get_instance(mig["instance_uuid"], deleted=True)
     source, dest = mig["source_host"], mig["dest_host"]
     expected = {"host": source, "vm_state": states.ERROR,
                 "task_state": None}
+    if inst["vm_state"] == states.DELETED:
+        # Deleted meanwhile: what is left of it on the destination is
+        # the host clean-up table's (a deleted instance's domain and
+        # files go when the host answers).
+        store.record_cleanup(dest, inst["uuid"], inst["storage"],
+                             ["domain", "files"],
+                             reason="deleted during a move's rollback")
+        _rollback_done(store, mig)
+        return False
     if any(inst[k] != v for k, v in expected.items()):
         return False
     uuid, storage = inst["uuid"], inst["storage"]
@@ -376,11 +385,15 @@ def finish_rollback(services, mig):
         uuid, expected=expected, old_flavor=None, new_flavor=None,
         vm_state=states.ACTIVE if runs else states.STOPPED,
         power_state=states.RUNNING if runs else states.SHUTDOWN)
-    progress = dict(mig.get("progress") or {}, rollback="done")
-    store.update_migration(mig["uuid"], progress=progress)
+    _rollback_done(store, mig)
     LOG.info("instance %s: the rollback of its failed move to %s is "
              "finished", inst["name"], dest)
     return True
+
+
+def _rollback_done(store, mig):
+    progress = dict(mig.get("progress") or {}, rollback="done")
+    store.update_migration(mig["uuid"], progress=progress)
 
 
 def workflow(params):

@@ -88,7 +88,7 @@ def failed(ctx, err):
     agent.controller.periodic once both hosts are up (every step can run
     twice), or by the operator."""
     mig = ctx.get("migration")
-    if not getattr(ctx, "committed", False):
+    if not ctx.committed:
         if mig:
             update_migration(ctx, mig, status=states.MIG_FINISHED)
         common.reset_task_state(ctx, err)
