@@ -12,6 +12,20 @@ Argued from the two promises:
   shared storage they are the live disk, on local storage they may hold
   the only copy of its data.  An instance still in a task (its delete
   has not finished) is left for a later poll.
+- Two kinds of files of an instance that does not live on the host may
+  go all the same, because they cannot hold the only copy of its data:
+  those of a boot that never finished (the instance has no host, is in
+  ERROR and was never launched: its disk is a fresh overlay nobody used),
+  and a move's copy ("copy"): the newest migration of the instance that
+  names the host is a failed or cancelled one *to* it (the instance never
+  lived there since) or a completed live migration *from* it (the
+  source's old directory, that the migration's finish could not remove),
+  storage is local
+  (a shared directory is the instance's own disk), the instance's own
+  host answers that it holds the domain and the disk (live.disk_facts),
+  and the host keeps no domain of it that is not removed with it (a
+  guest there would be using the copy).  Until all that is seen the
+  record waits.
 - Directories are named by instance uuid and a uuid is never reused, so
   removing a deleted instance's directory on shared storage removes
   nothing of another instance; if another host or the operator removed
@@ -32,12 +46,16 @@ from agent.transport.errors import HostUnreachable
 LOG = logging.getLogger(__name__)
 
 WAIT = None     # plan: nothing yet, keep the record for a later poll
+COPY = "copy"   # plan: the files, once the instance's host holds its disk
+FAILED_MOVES = frozenset({states.MIG_ERROR, states.MIG_FAILED,
+                          states.MIG_CANCELLED})
 
 
-def plan(cleanup, instance):
+def plan(cleanup, instance, migrations=()):
     """What to remove now for ``cleanup`` (a store record) given the
-    store's ``instance`` (None: no record of it): a tuple of "domain",
-    "files" (possibly empty: drop the record, touch nothing), or WAIT."""
+    store's ``instance`` (None: no record of it) and its ``migrations``
+    (newest first): a tuple of "domain", "files", COPY (possibly empty:
+    drop the record, touch nothing), or WAIT."""
     wanted = tuple(r for r in ("domain", "files") if r in cleanup["remove"])
     if instance is None or instance["vm_state"] == states.DELETED:
         return wanted
@@ -45,7 +63,26 @@ def plan(cleanup, instance):
         return WAIT
     if instance["host"] == cleanup["host"]:
         return ()
-    return tuple(r for r in wanted if r == "domain")
+    if instance["host"] is None and instance["vm_state"] == states.ERROR \
+            and instance.get("launched_at") is None:
+        return wanted               # a boot that never finished
+    domain = tuple(r for r in wanted if r == "domain")
+    if "files" in wanted and instance["host"] is not None and \
+            _stale_copy_on(migrations, cleanup["host"]) and \
+            instance["storage"] == "local":
+        return domain + (COPY,)
+    return domain
+
+
+def _stale_copy_on(migrations, host):
+    """True if the newest of ``migrations`` that names ``host`` is a
+    failed move to it or a completed move from it."""
+    for mig in migrations:
+        if mig["dest_host"] == host:
+            return mig["status"] in FAILED_MOVES
+        if mig["source_host"] == host:
+            return mig["status"] == states.MIG_COMPLETED
+    return False
 
 
 def _instance(store, uuid):
@@ -55,14 +92,43 @@ def _instance(store, uuid):
         return None
 
 
-def _remove(call, cleanup, what):
+def _remove(call, cleanup, what, instance):
+    """Remove ``what``; False if a COPY must wait (nothing removed of
+    it)."""
     host, uuid = cleanup["host"], cleanup["instance_uuid"]
     if "domain" in what:
         call(host, "instance.destroy", uuid=uuid)
         call(host, "instance.undefine", uuid=uuid)
-    if "files" in what:
+    if COPY in what and not _copy_removable(call, cleanup, instance,
+                                            "domain" in what):
+        return False
+    if "files" in what or COPY in what:
         call(host, "instance.cleanup", uuid=uuid,
              storage=cleanup["storage"])
+    return True
+
+
+def _copy_removable(call, cleanup, instance, domain_removed):
+    """The instance's own host holds its domain and disk, and the
+    clean-up's host keeps no domain of it."""
+    uuid = instance["uuid"]
+    try:
+        call(instance["host"], "live.disk_facts", uuid=uuid,
+             storage=instance["storage"])
+    except (HostUnreachable, DroverError) as err:
+        LOG.info("host %s: the copy of %s waits: its host %s does not "
+                 "show its disk: %s", cleanup["host"], uuid,
+                 instance["host"], err)
+        return False
+    if domain_removed:
+        return True
+    try:
+        call(cleanup["host"], "instance.info", uuid=uuid)
+    except NotFound:
+        return True
+    LOG.info("host %s: the copy of %s waits: a domain of it is there",
+             cleanup["host"], uuid)
+    return False
 
 
 def run(store, call, host):
@@ -73,12 +139,16 @@ def run(store, call, host):
     pending = []
     for cleanup in store.list_cleanups(host=host):
         uuid = cleanup["instance_uuid"]
-        what = plan(cleanup, _instance(store, uuid))
+        instance = _instance(store, uuid)
+        migrations = () if instance is None else store.list_migrations(
+            instance_uuid=uuid)
+        what = plan(cleanup, instance, migrations)
         if what is WAIT:
             pending.append(f"instance {uuid} is busy")
             continue
         try:
-            _remove(call, cleanup, what)
+            if not _remove(call, cleanup, what, instance):
+                continue    # a copy waits; nothing there keeps the host down
         except HostUnreachable:
             raise
         except DroverError as err:
@@ -88,7 +158,7 @@ def run(store, call, host):
             continue
         store.delete_cleanup(cleanup["id"])
         if what:
-            LOG.info("host %s: removed %s of deleted instance %s", host,
+            LOG.info("host %s: removed %s of instance %s", host,
                      " and ".join(what), uuid)
         else:
             LOG.info("host %s: clean-up of instance %s dropped: it lives "

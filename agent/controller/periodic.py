@@ -2,10 +2,13 @@
 
 - Auto-confirm: a cold migration or resize left in VERIFY_RESIZE longer
   than [compute] resize_confirm_window seconds (0: never) is confirmed.
-- Leftovers: a failed move whose copy could not be removed from an
-  unreachable destination (its record's progress names
-  ``leftover_host``) has it removed once that host's agent answers,
-  unless the instance lives there now.
+- Rollbacks: a failed move whose task could not finish its rollback (a
+  host was unreachable; its record says the rollback is pending) has it
+  finished once both hosts answer (cold_migrate.finish_rollback).  A
+  copy merely left on an unreachable destination is the host clean-up
+  table's (agent.controller.host_cleanups).
+- Reverts: a revert that failed past its point of no return leaves its
+  migration "reverting"; it is run again once both hosts are up.
 """
 import datetime
 import logging
@@ -15,6 +18,7 @@ from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import states
 from agent.controller.db.models import utcnow
+from agent.controller.ops import cold_migrate
 
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0
@@ -53,33 +57,37 @@ def auto_confirm(svc, now=None):
             LOG.info("auto-confirm of migration %s: %s", mig["id"], err)
 
 
-def clean_leftovers(svc):
+def finish_rollbacks(svc):
     for mig in svc.store.list_migrations(status=states.MIG_ERROR):
-        progress = mig.get("progress") or {}
-        host = progress.get("leftover_host")
-        if not host or mig["type"] not in MOVE_TYPES:
+        if mig["type"] not in MOVE_TYPES or \
+                not cold_migrate.rollback_pending(mig):
             continue
         try:
-            inst = svc.store.get_instance(mig["instance_uuid"],
-                                          deleted=True)
-            busy = svc.store.list_migrations(instance_uuid=inst["uuid"],
-                                             host=host, in_progress=True)
-            if inst["host"] != host and not busy:
-                svc.hosts.call(host, "instance.cleanup", uuid=inst["uuid"],
-                               storage=progress["leftover_storage"])
-                LOG.info("removed %s's leftover copy on %s", inst["name"],
-                         host)
-            progress = {k: v for k, v in progress.items()
-                        if not k.startswith("leftover_")}
-            svc.store.update_migration(mig["uuid"], progress=progress)
-        except DroverError as err:
-            LOG.debug("leftover of migration %s on %s: %s", mig["id"],
-                      host, err)
+            cold_migrate.finish_rollback(svc, mig)
+        except DroverError as err:      # HostUnreachable too: next tick
+            LOG.info("rollback of migration %s not finished yet: %s",
+                     mig["id"], err)
+
+
+def retry_reverts(svc):
+    for mig in svc.store.list_migrations(status=states.MIG_REVERTING):
+        try:
+            inst = svc.store.get_instance(mig["instance_uuid"])
+            hosts = [svc.store.get_host(h)["state"]
+                     for h in (mig["source_host"], mig["dest_host"])]
+            if inst["vm_state"] != states.RESIZED or inst["task_state"] \
+                    or any(state != "up" for state in hosts):
+                continue
+            LOG.info("running the revert of %s again", inst["name"])
+            svc.admission.submit("resize-revert", inst["uuid"])
+        except (Conflict, NotFound) as err:
+            LOG.info("revert of migration %s: %s", mig["id"], err)
 
 
 def tick(svc):
     auto_confirm(svc)
-    clean_leftovers(svc)
+    finish_rollbacks(svc)
+    retry_reverts(svc)
 
 
 def start(svc, interval=INTERVAL):

@@ -139,7 +139,8 @@ class SimLab:
     def periodic(self):
         """The controller's periodic work: the move tasks, then a poll of
         every host (facts, power-state sync)."""
-        periodic.clean_leftovers(self.svc)
+        periodic.finish_rollbacks(self.svc)
+        periodic.retry_reverts(self.svc)
         periodic.auto_confirm(self.svc)
         for task in self.store.list_tasks(unfinished=True):
             self.svc.engine.wait(task["id"])

@@ -42,10 +42,28 @@ def test_copy_path_follows_the_probe():
     assert cm.copy_path(False) == "copy"
 
 
+def _steps(*states_, data=None):
+    return [{"state": st, "data": data} for st in states_]
+
+
 def test_undo_complete_only_when_every_step_ran_back():
-    assert cm.undo_complete(["undone", "undone"])
-    assert not cm.undo_complete(["undone", "done", "undone"])
-    assert not cm.undo_complete(["failed"])
+    assert cm.undo_complete(_steps("undone", "undone"))
+    assert not cm.undo_complete(_steps("undone", "done", "undone"))
+    assert not cm.undo_complete(_steps("failed"))
+    # Skipped with a leftover recorded (a copy on an unreachable host):
+    # the instance is back all the same; skipped without one (a start or
+    # restore on an unreachable source): not.
+    left = {"host": "h2", "leftover": {"remove": ["files"]}}
+    assert cm.undo_complete(_steps("undone", "skipped", data=left))
+    assert not cm.undo_complete(_steps("skipped", data={"host": "h1",
+                                                        "leftover": None}))
+
+
+def test_a_rollback_is_finished_later_only_on_local_storage():
+    assert cm.rollback_possible("local", "h1", "h2")
+    assert not cm.rollback_possible("shared", "h1", "h2")
+    assert not cm.rollback_possible("local", "h1", "h1")
+    assert not cm.rollback_possible("local", "h1", None)
 
 
 def test_a_stopped_instance_stays_stopped():
@@ -175,15 +193,38 @@ def test_unreachable_destination_leaves_a_recorded_leftover(lab):
     task = lab.op("migrate", "vm1")
     assert task["state"] == "failed"
     assert lab.store.get_instance("vm1")["status"] == "ACTIVE"
-    mig = lab.store.list_migrations()[0]
-    assert mig["progress"]["leftover_host"] == "h2"
+    assert [(c["host"], c["remove"]) for c in lab.store.list_cleanups()] \
+        == [("h2", ["files"])]
+    assert lab.claims() == [("h1", "vm1", 1, 256)]
     assert ("local/h2", "vm1") in lab.directories()
-    # Once h2 answers, the periodic task removes it (and forgets it).
+    # Once h2 answers, its poll removes the copy (and forgets it).
     lab.fleet.restore("h2")
-    periodic.clean_leftovers(lab.svc)
-    assert lab.fleet.calls[-1] == ("h2", "instance.cleanup")
-    assert "leftover_host" not in lab.store.list_migrations()[0]["progress"]
+    lab.fleet.poll()
+    assert ("h2", "instance.cleanup") in lab.fleet.calls[-4:]
+    assert lab.store.list_cleanups() == []
     assert lab.directories() == [("local/h1", "vm1")]
+
+
+def test_unreachable_source_rollback_finished_when_it_answers(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.fleet.at_step("copy", lambda f: f.power_off("h1"))
+    assert lab.op("migrate", "vm1")["state"] == "failed"
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("ERROR", "h1")
+    assert lab.claims() == [("h1", "vm1", 1, 256)]      # h2's released
+    assert lab.directories() == [("local/h1", "vm1_resize")]
+    periodic.finish_rollbacks(lab.svc)                  # h1 still off
+    assert lab.directories() == [("local/h1", "vm1_resize")]
+    lab.fleet.power_on("h1")
+    periodic.finish_rollbacks(lab.svc)
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("SHUTOFF", "h1")
+    assert lab.directories() == [("local/h1", "vm1")]
+    assert lab.domains() == [("vm1", "h1", "shutoff")]
+    lab.fleet.calls.clear()
+    periodic.finish_rollbacks(lab.svc)                  # done once
+    assert lab.fleet.calls == []
+    assert lab.op("start", "vm1")["state"] == "done"
 
 
 def test_failed_undo_leaves_error_with_an_event(lab):
@@ -255,3 +296,55 @@ def test_delete_in_verify_resize_confirms_first(lab):
     assert lab.claims() == []
     assert lab.migrations()[0][2] == "confirmed"
     assert lab.domains() == [] and lab.directories() == []
+
+
+def test_failed_revert_keeps_reverting_and_is_run_again(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    assert lab.op("resize", "vm1", host="h2", flavor="big")["state"] == \
+        "done"
+    lab.fleet.at_step("restore", lambda f: f.cut("h1"))
+    assert lab.op("revert", "vm1")["state"] == "failed"
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("VERIFY_RESIZE", "h2")
+    assert "h1" in inst["error"]
+    assert lab.migrations()[0][2] == "reverting"       # owns both hosts
+    assert lab.directories() == [("local/h1", "vm1_resize")]
+    lab.fleet.restore("h1")
+    periodic.retry_reverts(lab.svc)
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"], inst["flavor"]["name"]) == \
+        ("ACTIVE", "h1", "small")
+    assert lab.migrations()[0][2] == "reverted"
+    assert lab.domains() == [("vm1", "h1", "running")]
+    assert lab.claims() == [("h1", "vm1", 1, 256)]
+    periodic.retry_reverts(lab.svc)                     # nothing left
+    assert len(lab.store.list_tasks()) == 4
+
+
+def test_revert_failing_before_its_commit_point_changes_nothing(lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    assert lab.op("resize", "vm1", host="h2", flavor="big")["state"] == \
+        "done"
+    lab.fleet.at_step("destroy", lambda f: f.cut("h2"))
+    assert lab.op("revert", "vm1")["state"] == "failed"
+    inst = lab.store.get_instance("vm1")
+    assert (inst["status"], inst["host"]) == ("VERIFY_RESIZE", "h2")
+    assert lab.migrations()[0][2] == "finished"
+    lab.fleet.restore("h2")
+    assert lab.op("confirm", "vm1")["state"] == "done"
+
+
+def test_rollback_of_a_deleted_instance_leaves_its_copy_to_the_cleanups(
+        lab):
+    assert lab.boot("vm1", host="h1")["state"] == "done"
+    lab.fleet.at_step("start", lambda f: f.cut("h2"))
+    assert lab.op("migrate", "vm1")["state"] == "failed"
+    assert lab.op("delete", "vm1")["state"] == "done"
+    periodic.finish_rollbacks(lab.svc)          # h2 still cut: recorded
+    assert [(c["host"], c["remove"]) for c in lab.store.list_cleanups()] \
+        == [("h2", ["domain", "files"])]
+    lab.fleet.restore("h2")
+    lab.fleet.poll()
+    assert lab.store.list_cleanups() == []
+    assert not [d for d in lab.directories() if d[0] == "local/h2"]
+    assert not [d for d in lab.domains() if d[1] == "h2"]

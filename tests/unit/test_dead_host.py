@@ -219,6 +219,38 @@ def test_cleanup_plan_never_touches_what_lives_there(inst, what):
     assert host_cleanups.plan(_rec(), inst) == what
 
 
+def _mig(status, source="h2", dest="h1"):
+    return {"status": status, "source_host": source, "dest_host": dest}
+
+
+_ELSEWHERE = {"vm_state": "active", "task_state": None, "host": "h2",
+              "storage": "local"}
+
+
+@pytest.mark.parametrize("inst, migrations, what", [
+    # A boot that never finished: nothing of it is data.
+    ({"vm_state": "error", "task_state": None, "host": None,
+      "launched_at": None}, [], ("domain", "files")),
+    ({"vm_state": "error", "task_state": None, "host": None,
+      "launched_at": "2026-01-01"}, [], ("domain",)),
+    # A failed move's copy: removed once the instance's own disk is seen.
+    (_ELSEWHERE, [_mig("error")], ("domain", host_cleanups.COPY)),
+    (_ELSEWHERE, [_mig("failed")], ("domain", host_cleanups.COPY)),
+    # ... not if the instance lived on the host since, or the move went
+    # the other way, or the storage is shared (the copy is its own disk).
+    (_ELSEWHERE, [_mig("completed"), _mig("error")], ("domain",)),
+    (_ELSEWHERE, [_mig("error", "h1", "h2")], ("domain",)),
+    (_ELSEWHERE, [_mig("confirmed")], ("domain",)),
+    # The source's old directory after a completed live migration.
+    (_ELSEWHERE, [_mig("completed", "h1", "h2")],
+     ("domain", host_cleanups.COPY)),
+    (dict(_ELSEWHERE, storage="shared"), [_mig("error")], ("domain",)),
+])
+def test_cleanup_plan_removes_files_that_cannot_be_the_only_copy(
+        inst, migrations, what):
+    assert host_cleanups.plan(_rec(), inst, migrations) == what
+
+
 def test_return_removes_a_deleted_instance_only(svc, mocker):
     gone = _placed(svc, "gone")
     kept = _placed(svc, "kept")

@@ -84,79 +84,9 @@ BOOT = {"power_dst": "power_src", "cut_dst": "cut_src",
 BOOT_ONLY = {"disk_full_src": lambda f, s: f.fill_disk(SRC)}
 
 # Inconsistent outcomes, by cause: (tag, workflows, steps, faults, why).  Each
-# is a workflow bug for the lead to fix; the cases are strict xfails, so
-# a fixed case must leave this list.
-COLD = ("cold_migrate", "resize")
-SRC_DOWN = ("power_src", "cut_src")
-DST_DOWN = ("power_dst", "cut_dst")
-INCONSISTENT = [
-    ("boot-undo-stops", ("boot",), ("disk", "define"), SRC_DOWN,
-     "boot: the host is unreachable; the undo of disk/define on it fails, "
-     "the engine stops undoing and unschedule never runs: ERROR on h1 "
-     "holding its claim, with no domain (nor directory) there, and nothing "
-     "finishes the undo when the host is back"),
-    ("cold-undo-power-off", COLD,
-     ("record", "schedule", "image", "power_off", "rename"), SRC_DOWN,
-     "cold move: the source is unreachable at power_off; the undo of "
-     "power_off (instance.start on the source) raises, the engine stops "
-     "undoing and unschedule never runs: the failed migration keeps its "
-     "claim on the destination (orphan claim)"),
-    ("cold-undo-rename", COLD, ("convert", "storage", "copy"), SRC_DOWN,
-     "cold move: the source is unreachable after rename; the undo of "
-     "rename (move.restore) fails: ERROR on h1 with the disk in "
-     "<uuid>_resize and no <uuid> (the domain cannot start), the "
-     "destination claim leaked; nothing finishes the rollback when the "
-     "source is back"),
-    ("cold-dest-undo-first", COLD, ("define", "start"), DST_DOWN,
-     "cold move: the destination is unreachable at define/start; the undo "
-     "of that step (instance.undefine/destroy there) raises and stops the "
-     "rollback before the source-side undos: the reachable source is not "
-     "restored (ERROR, disk in <uuid>_resize), the copy (and at start the "
-     "domain) on the destination and its claim leak, unrecorded"),
-    ("revert-src-down", ("resize_revert",),
-     ("find", "destroy", "undefine", "cleanup", "restore"), SRC_DOWN,
-     "revert: the destination's domain and copy are removed first, then "
-     "restore on the unreachable source fails: ERROR with host still the "
-     "destination where nothing is left, the data only in the source's "
-     "<uuid>_resize, the migration 'error' so its claim is orphaned and "
-     "the instance's claim is on the source"),
-    ("revert-restore-error", ("resize_revert",), ("restore",),
-     ("libvirt_error",),
-     "revert: move.restore fails after the destination's copy was "
-     "removed: as with an unreachable source (ERROR on the empty "
-     "destination, claims not matching)"),
-    ("revert-dst-down", ("resize_revert",),
-     ("find", "destroy", "undefine", "cleanup"), DST_DOWN,
-     "revert: it fails on the unreachable destination, having changed "
-     "little or nothing, yet on_failed makes the migration 'error' (final) "
-     "and the instance ERROR: the destination claim is orphaned, the "
-     "instance's claim is on the source while the database puts it on the "
-     "destination, the source's domain and <uuid>_resize are owned by no "
-     "migration in progress, and the revert cannot be retried"),
-    ("revert-dst-error", ("resize_revert",),
-     ("destroy", "undefine", "cleanup"), ("libvirt_error",),
-     "revert: a libvirt error on the destination ends it like an "
-     "unreachable destination (migration 'error', claims not matching, "
-     "source files owned by nothing)"),
-    ("revert-define-src", ("resize_revert",), ("define", "start"),
-     SRC_DOWN + ("libvirt_error",),
-     "revert: the source's <uuid> is restored but define/start there "
-     "fails: ERROR with host still the destination, where everything is "
-     "gone; claims not matching (migration 'error')"),
-    ("live-undo-unreachable", ("live_block", "live_shared"),
-     ("prepare", "migrate", "monitor"), SRC_DOWN + DST_DOWN,
-     "live migration: an undo on an unreachable host raises (stop_job's "
-     "migration.abort gets HostUnreachable, which it does not tolerate; "
-     "clean_dest on an unreachable destination), the engine stops "
-     "undoing and unschedule never runs: the failed migration keeps its "
-     "destination claim and (block) the destination's prepared directory "
-     "stays, with no leftover record to remove it"),
-    ("live-cleanup-source", ("live_block",), ("finish",),
-     ("power_src", "cut_src", "libvirt_error"),
-     "live migration finish: live.cleanup_source's failure is only logged "
-     "('tidy up later') but nothing records or retries it: the source "
-     "keeps the guest's old local directory"),
-]
+# is a workflow bug to fix; the cases are strict xfails, so a fixed case
+# must leave this list.  None is known today.
+INCONSISTENT = []
 
 
 def _steps(kind):

@@ -262,8 +262,11 @@ def test_leftover_recorded_when_the_destination_stays_unreachable(
         svc, monkeypatch):
     monkeypatch.setattr(live_migrate, "DEST_GRACE_S", 0)
     svc.hosts.fail["live.cleanup_dest"] = HostUnreachable("h2 cut off")
-    _inst, _task, mig = _live_migrate(svc, _running_on_h1(svc))
-    assert mig["progress"]["leftover_host"] == "h2"
+    inst, _task, _mig = _live_migrate(svc, _running_on_h1(svc))
+    cleanups = svc.store.list_cleanups(host="h2")
+    assert [(c["instance_uuid"], c["remove"]) for c in cleanups] == \
+        [(inst["uuid"], ["files"])]
+    assert _on_h2(svc) == []                            # claim released
 
 
 def test_destination_retried_until_it_answers(svc, monkeypatch):
@@ -279,7 +282,7 @@ def test_destination_retried_until_it_answers(svc, monkeypatch):
         return real(host, method, **params)
     monkeypatch.setattr(svc.hosts, "call", call)
     inst, _task, mig = _live_migrate(svc, _running_on_h1(svc))
-    assert "leftover_host" not in (mig["progress"] or {})
+    assert svc.store.list_cleanups() == []
     assert _on_h2(svc) == [] and inst["error"] is None
 
 

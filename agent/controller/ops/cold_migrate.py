@@ -42,7 +42,8 @@ its data kept in <uuid>_resize on the source and an event saying so.
 import logging
 import time
 
-from agent.common.errors import DroverError, InvalidInput, one_line
+from agent.common.errors import (DroverError, HostGone, InvalidInput,
+                                 one_line)
 from agent.conf import CONF
 from agent.controller import placement, states
 from agent.controller.db.instances import flavor_snapshot
@@ -81,10 +82,21 @@ def copy_path(probe_seen):
     return "shared" if probe_seen else "copy"
 
 
-def undo_complete(step_states):
+def undo_complete(step_records):
     """True if every step that ran was undone (the engine stops undoing
-    at the first undo that fails)."""
-    return all(s in ("undone", "pending", None) for s in step_states)
+    at the first undo that fails), or skipped leaving only what the host
+    clean-up table removes later (a copy on an unreachable destination)."""
+    return all(s["state"] in ("undone", "pending", None) or (
+        s["state"] == "skipped" and (s.get("data") or {}).get("leftover"))
+        for s in step_records)
+
+
+def rollback_possible(storage, source, dest):
+    """A rollback the controller can finish later, from the migration
+    record alone: local storage (a copy on shared storage is in the same
+    file system as the original: removing it after a restore would remove
+    the instance's disk) and two hosts."""
+    return storage == "local" and dest is not None and source != dest
 
 
 def final_vm_state(old_vm_state):
@@ -174,9 +186,13 @@ def power_off(ctx):
 
 
 def power_on_source(ctx):
+    """An unreachable source is skipped: the guest is off there (this
+    task powered it off) or was never touched; the rollback is finished
+    when the source answers (finish_rollback)."""
     if ctx["old_vm_state"] != states.STOPPED:
         ctx.progress(f"starting again on {ctx['source']}")
-        common.instance_call(ctx, ctx["source"], "instance.start")
+        steps.leave_if_unreachable(ctx, ctx["source"], "instance.start",
+                                   None, uuid=ctx.params["uuid"])
 
 
 def rename(ctx):
@@ -186,11 +202,14 @@ def rename(ctx):
 
 
 def unrename(ctx):
+    """An unreachable source is skipped (its files stay as they are);
+    finish_rollback restores them when it answers."""
     inst = common.instance(ctx)
-    common.agent_call(ctx, ctx["source"], "move.restore",
-                      uuid=inst["uuid"], storage=inst["storage"])
-    common.agent_call(ctx, ctx["source"], "instance.define",
-                      spec=common.guest_spec(inst, ctx["old_flavor"]))
+    steps.leave_if_unreachable(ctx, ctx["source"], "move.restore", None,
+                               uuid=inst["uuid"], storage=inst["storage"])
+    steps.leave_if_unreachable(
+        ctx, ctx["source"], "instance.define", None,
+        spec=common.guest_spec(inst, ctx["old_flavor"]))
 
 
 def convert(ctx):
@@ -253,11 +272,17 @@ def remove_copy(ctx):
     args = {"uuid": inst["uuid"], "storage": inst["storage"]}
     if ctx["path"] == "shared":
         common.agent_call(ctx, ctx["dest"], "instance.cleanup", **args)
-    elif not steps.best_effort(ctx, "removing the copy", ctx["dest"],
-                               "instance.cleanup", **args):
-        update_migration(ctx, ctx["migration"], progress={
-            "leftover_host": ctx["dest"], "leftover_storage":
-            inst["storage"]})
+        return
+    left = steps.leftover(ctx, "files")
+    try:
+        steps.leave_if_unreachable(ctx, ctx["dest"], "instance.cleanup",
+                                   left, **args)
+    except HostGone:
+        raise
+    except DroverError as err:
+        raise HostGone(f"removing the copy on {ctx['dest']} failed: "
+                       f"{one_line(err)}", host=ctx["dest"],
+                       leftover=left) from None
 
 
 def finish_disk(ctx):
@@ -282,24 +307,93 @@ def verify(ctx):
 
 
 def failed(ctx, err):
-    """Back as it was on the source, or ERROR if an undo failed."""
+    """Back as it was on the source, or ERROR if an undo failed or was
+    skipped; then, on local storage, the migration record says the
+    rollback is pending and finish_rollback completes it once its hosts
+    answer."""
     store = ctx.services.store
     message = one_line(err)
-    steps = [s["state"] for s in store.steps_get(ctx.task_id)]
     mig = ctx.get("migration")
     if mig:
         update_migration(ctx, mig, status=states.MIG_ERROR, error=message)
-    if undo_complete(steps):
+    if undo_complete(store.steps_get(ctx.task_id)):
         common.update(ctx, task_state=None, old_flavor=None, new_flavor=None,
                       error=message)
         return
-    source = ctx.get("source") or common.instance(ctx)["host"]
-    what = (f"{message}. The instance's files are kept on {source} (in "
-            f"<uuid>_resize if the move got that far); fix the cause, then "
-            f"rename the directory back if needed and run "
-            f"'drover server reboot --hard'.")
+    inst = common.instance(ctx)
+    source = ctx.get("source") or inst["host"]
+    if mig and rollback_possible(inst["storage"], source, ctx.get("dest")):
+        update_migration(ctx, mig, progress={"rollback": "pending"})
+        what = (f"{message}. The move is rolled back when {source} and "
+                f"{ctx['dest']} answer: the copy on {ctx['dest']} removed, "
+                f"the files on {source} restored; the instance is then "
+                "SHUTOFF (or ACTIVE if its guest still runs).")
+    else:
+        what = (f"{message}. The instance's files are kept on {source} (in "
+                "<uuid>_resize if the move got that far); fix the cause, "
+                "then rename the directory back if needed and run "
+                "'drover server reboot --hard'.")
     common.set_error(ctx, err)
     add_event(ctx, f"{ctx.params.get('action', 'migrate')}_error", what)
+
+
+# -- a rollback finished later (agent.controller.periodic) ------------------
+
+def rollback_pending(mig):
+    return (mig.get("progress") or {}).get("rollback") == "pending"
+
+
+def finish_rollback(services, mig):
+    """Complete a failed move's rollback that its task could not finish
+    (a host was unreachable), once both hosts answer: the destination's
+    domain and copy removed and its claim released, then the source's
+    files restored and its domain defined with the old flavor; the
+    instance ends SHUTOFF (ACTIVE if its guest runs there), keeping the
+    reason.  Each call can run twice (a restore of what is restored,
+    a removal of what is gone do nothing) and the record is marked done
+    last, so a crash half way only repeats it: it completes once.  Only
+    while the instance is still the failed move's, on its source, in
+    ERROR and in no task; HostUnreachable and agent errors are raised
+    (tried again at the next tick)."""
+    store, hosts = services.store, services.hosts
+    inst = store.get_instance(mig["instance_uuid"], deleted=True)
+    source, dest = mig["source_host"], mig["dest_host"]
+    expected = {"host": source, "vm_state": states.ERROR,
+                "task_state": None}
+    if inst["vm_state"] == states.DELETED:
+        # Deleted meanwhile: what is left of it on the destination is
+        # the host clean-up table's (a deleted instance's domain and
+        # files go when the host answers).
+        store.record_cleanup(dest, inst["uuid"], inst["storage"],
+                             ["domain", "files"],
+                             reason="deleted during a move's rollback")
+        _rollback_done(store, mig)
+        return False
+    if any(inst[k] != v for k, v in expected.items()):
+        return False
+    uuid, storage = inst["uuid"], inst["storage"]
+    for method in ("instance.destroy", "instance.undefine"):
+        hosts.call(dest, method, uuid=uuid)
+    hosts.call(dest, "instance.cleanup", uuid=uuid, storage=storage)
+    store.release(mig["uuid"])
+    hosts.call(source, "move.restore", uuid=uuid, storage=storage)
+    hosts.call(source, "instance.define",
+               spec=common.guest_spec(inst, mig["old_flavor"]))
+    runs = hosts.call(source, "instance.info", uuid=uuid)["state"] == \
+        "running"
+    store.update_instance(
+        uuid, expected=expected, old_flavor=None, new_flavor=None,
+        vm_state=states.ACTIVE if runs else states.STOPPED,
+        power_state=states.RUNNING if runs else states.SHUTDOWN)
+    _rollback_done(store, mig)
+    LOG.info("instance %s: the rollback of its failed move to %s is "
+             "finished", inst["name"], dest)
+    return True
+
+
+def _rollback_done(store, mig):
+    progress = dict(mig.get("progress") or {}, rollback="done")
+    store.update_migration(mig["uuid"], progress=progress)
 
 
 def workflow(params):

@@ -19,24 +19,28 @@
              the point of no return (nothing is undone after it)
 7. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
+             (recorded in the host clean-up table if that fails)
 
 Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
 it; a job the agent lost is reconciled with where libvirt has the domain.
 On failure the migration is failed or cancelled with the reason (also in
-the task's events, ``server event list``); an instance whose guest is
-still active on the source, and only there, stays ACTIVE with no fault
-and the destination's claim is released, whichever undo stopped; else it
-is ERROR.
+the task's events, ``server event list``); the destination's claim is
+released unless the destination runs the guest, whichever undo stopped;
+an instance whose guest is still active on the source, and only there,
+stays ACTIVE with no fault; else it is ERROR.  An undo on an unreachable
+host is skipped (stop_job on the source, clean_dest on the destination),
+what stays on the destination recorded in the host clean-up table.
 """
 import logging
 import time
 
-from agent.common.errors import Conflict, DroverError, NotFound, one_line
+from agent.common.errors import (Conflict, DroverError, HostGone, NotFound,
+                                 one_line)
 from agent.common.rpc import methods as rpc
 from agent.conf import CONF
 from agent.controller import images, live_checks, placement, states
-from agent.controller.ops import common
+from agent.controller.ops import common, steps
 from agent.controller.tasks.workflow import Step, Workflow
 from agent.transport.errors import HostUnreachable
 
@@ -56,6 +60,10 @@ CLEANUP_TIMEOUT_S = 60
 
 class Cancelled(DroverError):
     """The operator aborted the migration."""
+
+
+class SourceGone(DroverError):
+    """The source agent did not answer for SOURCE_GRACE_S."""
 
 
 def precheck(services, inst, params):
@@ -158,8 +166,12 @@ def clean_dest(ctx):
     instance directory go, as far as the destination agent's decision
     allows given the source's domain state read here (the job has ended:
     stop_job ran before).  An unreachable destination is retried for
-    DEST_GRACE_S; after that what may be left there is recorded on the
-    migration and the undo goes on (the claim is released)."""
+    DEST_GRACE_S; after that, or when the agent keeps the directory
+    because the source's state is unknown, the directory (block
+    migration, local storage) is recorded as a leftover of the
+    destination (agent.controller.host_cleanups removes it once the
+    instance's own disk is seen intact on its host) and the undo goes on
+    (the claim is released)."""
     inst = common.instance(ctx)
     source_state = _state_on(ctx, ctx["source"])
     since = time.monotonic()
@@ -175,23 +187,25 @@ def clean_dest(ctx):
                 f"{' destroyed' if out.get('destroyed') else ''}, "
                 f"directory {'removed' if out.get('removed') else 'kept'}")
             return
+        except Conflict as err:
+            if source_state is not None:
+                raise
+            _leave_copy(ctx, inst, err)
         except HostUnreachable as err:
             if time.monotonic() - since > DEST_GRACE_S:
-                _leave_leftover(ctx, inst, err)
-                return
+                _leave_copy(ctx, inst, err)
             ctx.progress(f"cleaning {ctx['dest']}: {err}; retrying")
             time.sleep(DEST_RETRY_S)
 
 
-def _leave_leftover(ctx, inst, err):
-    LOG.warning("instance %s: %s unreachable, its copy there may be left: "
-                "%s", inst["uuid"], ctx["dest"], err)
-    mig = _migration(ctx)
-    _set_migration(ctx, progress={**(mig.get("progress") or {}),
-                                  "leftover_host": ctx["dest"],
-                                  "leftover_storage": inst["storage"]})
-    ctx.progress(f"{ctx['dest']} unreachable: its copy of the instance "
-                 "may be left there")
+def _leave_copy(ctx, inst, err):
+    """HostGone: what the destination keeps (its copy of a block
+    migration's disk) is recorded for later."""
+    leftover = None
+    if ctx["block"] and inst["storage"] == "local":
+        leftover = steps.leftover(ctx, "files")
+    raise HostGone(f"{ctx['dest']} not cleaned now: {one_line(err)}",
+                   host=ctx["dest"], leftover=leftover) from None
 
 
 def migrate(ctx):
@@ -213,11 +227,22 @@ def stop_job(ctx):
     """Undo of migrate: no job may still be running, and the guest must
     be on the source."""
     uuid = ctx.params["uuid"]
-    _abort(ctx, uuid)
     try:
+        _abort(ctx, uuid)
         status = _wait_job(ctx, uuid)
     except NotFound:
         status = None
+    except (HostUnreachable, SourceGone) as err:
+        if where(ctx) == ctx["dest"]:
+            raise DroverError(f"the guest runs on {ctx['dest']} and "
+                              f"{ctx['source']} is unreachable") from None
+        # A source that cannot be reached has no job that can finish
+        # either (its migration traffic is cut with it, or it is off); the
+        # destination's clean-up keeps whatever the source may still
+        # need (it is told the source's state is unknown).
+        raise HostGone(f"source {ctx['source']} unreachable: the job "
+                       f"could not be aborted: {one_line(err)}",
+                       host=ctx["source"]) from None
     if status and status["status"] == rpc.COMPLETED:
         raise DroverError("the migration completed while it was being "
                           "rolled back")
@@ -280,16 +305,21 @@ def finish(ctx):
     except DroverError as err:      # the guest has moved; tidy up later
         LOG.warning("instance %s: cleaning %s after live migration: %s",
                     uuid, source, err)
+        if inst["storage"] == "local":
+            store.record_cleanup(source, uuid, inst["storage"], ["files"],
+                                 reason=f"after live migration: "
+                                 f"{one_line(err)}")
     ctx.progress(f"completed: on {dest} after {ctx['elapsed']} s, downtime "
                  f"{ctx['downtime_ms']} ms")
 
 
 def on_failed(ctx, err):
     """The migration record is failed (cancelled for an operator's
-    abort) with the reason, which the task's events show too.  A guest
-    still active on the source, and only there, is fine: no task, no
-    fault, and the destination's claim goes, whichever undo stopped.
-    Anything else is ERROR, the claim kept."""
+    abort) with the reason, which the task's events show too.  The
+    destination's claim goes unless the destination runs the guest
+    (before the migrate step no job existed: it cannot).  A guest still
+    active on the source, and only there, is fine: no task, no fault.
+    Anything else is ERROR."""
     store = ctx.services.store
     reason = _task_error(ctx) or str(err)
     if ctx.get("migration_uuid"):
@@ -301,12 +331,14 @@ def on_failed(ctx, err):
                            error=one_line(reason))
     source = ctx.get("source") or common.instance(ctx)["host"]
     dest = ctx.get("dest")
-    if _active(_state_on(ctx, source)) and not (
-            dest and _active(_state_on(ctx, dest))):
+    on_dest = bool(dest) and _active(_state_on(ctx, dest))
+    if not on_dest and ctx.get("migration_uuid"):
+        # The guest is not on the destination: no job ran, or the undo
+        # stopped it (or found its source gone, see stop_job).
+        store.release(ctx["migration_uuid"])
+    if not on_dest and _active(_state_on(ctx, source)):
         LOG.warning("instance %s: live migration failed, the guest stays "
                     "on %s: %s", ctx.params["uuid"], source, reason)
-        if ctx.get("migration_uuid"):
-            store.release(ctx["migration_uuid"])
         common.update(ctx, task_state=None, error=None)
     else:
         common.set_error(ctx, RuntimeError(reason))
@@ -361,8 +393,8 @@ def _wait_job(ctx, uuid, record_progress=False):
         except HostUnreachable as err:
             unreachable_since = unreachable_since or time.monotonic()
             if time.monotonic() - unreachable_since > SOURCE_GRACE_S:
-                raise DroverError(f"source {ctx['source']} unreachable: "
-                                  f"{err}") from None
+                raise SourceGone(f"source {ctx['source']} unreachable: "
+                                 f"{err}") from None
             time.sleep(1)
             continue
         unreachable_since = None

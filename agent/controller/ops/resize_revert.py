@@ -11,9 +11,10 @@
 8. reverted:  the destination claim (the migration's) released; host,
               flavor back; migration "reverted"
 
-Resumed forward; step 2 is the point of no return.  A failure leaves the
-instance in ERROR with the reason (its original files stay in
-<uuid>_resize or <uuid> on the source).
+Resumed forward; step 2 is the point of no return.  A failure before it
+changes nothing (VERIFY_RESIZE again, with the reason); after it the
+migration stays "reverting" and the revert is run again (periodic, or
+the operator) until it is done.
 """
 from agent.controller import states
 from agent.common.errors import one_line
@@ -25,8 +26,10 @@ from agent.controller.tasks.workflow import Step, Workflow
 
 
 def precheck(services, inst, params):
-    """Refused up front when nothing waits for a revert."""
-    find_migration(services.store, inst["uuid"], (states.MIG_FINISHED,))
+    """Refused up front when nothing waits for a revert (one that failed
+    past its point of no return may run again)."""
+    find_migration(services.store, inst["uuid"],
+                   (states.MIG_FINISHED, states.MIG_REVERTING))
     return params
 
 
@@ -77,15 +80,26 @@ def reverted(ctx):
 
 
 def failed(ctx, err):
-    if ctx.get("migration"):
-        update_migration(ctx, ctx["migration"], status=states.MIG_ERROR,
-                         error=one_line(err))
-    common.set_error(ctx, err)
+    """Before the point of no return nothing changed: the migration is
+    "finished" again (VERIFY_RESIZE, confirm or revert again).  After
+    it the revert can only go forward: the migration stays "reverting"
+    (it still owns the files and claims on both hosts), the instance
+    stays VERIFY_RESIZE with the reason, and the revert is run again by
+    agent.controller.periodic once both hosts are up (every step can run
+    twice), or by the operator."""
+    mig = ctx.get("migration")
+    if not ctx.committed:
+        if mig:
+            update_migration(ctx, mig, status=states.MIG_FINISHED)
+        common.reset_task_state(ctx, err)
+        return
+    common.update(ctx, task_state=None, power_state=states.SHUTDOWN,
+                  error=one_line(err))
     add_event(ctx, "resize-revert_error",
-              f"{err}. The original files are on {ctx.get('source')} in "
-              "<uuid>_resize (or <uuid> if restored): fix the cause, rename "
-              "<uuid>_resize back to <uuid> if needed, then run 'drover "
-              "server reboot --hard'.")
+              f"{err}. The revert goes on when {ctx.get('source')} and "
+              f"{ctx.get('dest')} answer (or run 'drover server "
+              "resize-revert' again); the original files are on "
+              f"{ctx.get('source')}.")
 
 
 def workflow(params):

@@ -77,8 +77,11 @@ def require_host(ctx, host, leftover=None, gone=GONE):
 
 def leave_if_unreachable(ctx, host, method, leftover, **params):
     """An undo's agent call that removes something not running (files, a
-    definition): when the host is gone or cannot be reached it is skipped
-    with ``leftover`` recorded, to be removed when the host returns."""
+    definition), or that only puts back what is off (start, restore on a
+    cold move's source; ``leftover`` None): when the host is gone or
+    cannot be reached it is skipped with ``leftover`` recorded, to be
+    removed when the host returns.  Never for stopping a guest that may
+    run (destroy_on)."""
     require_host(ctx, host, leftover)
     try:
         return common.agent_call(ctx, host, method, **params)
