@@ -8,7 +8,10 @@
   copy merely left on an unreachable destination is the host clean-up
   table's (agent.controller.host_cleanups).
 - Reverts: a revert that failed past its point of no return leaves its
-  migration "reverting"; it is run again once both hosts are up.
+  migration "reverting"; it is run again once both hosts are up: at once
+  the first time, then after a wait that doubles with each failed retry
+  (REVERT_RETRY_BASE_S up to REVERT_RETRY_MAX_S), REVERT_RETRY_LIMIT
+  times at most; then it is the operator's (server resize revert).
 """
 import datetime
 import logging
@@ -23,6 +26,9 @@ from agent.controller.ops import cold_migrate
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0
 MOVE_TYPES = ("migration", "resize")
+REVERT_RETRY_BASE_S = 10
+REVERT_RETRY_MAX_S = 3600
+REVERT_RETRY_LIMIT = 10
 
 
 def _time(value):
@@ -69,7 +75,26 @@ def finish_rollbacks(svc):
                      mig["id"], err)
 
 
-def retry_reverts(svc):
+def retry_due(failed_retries, last_failed_at, now):
+    """True if a revert whose periodic retries failed ``failed_retries``
+    times, the last at ``last_failed_at``, may be tried again ``now``."""
+    if failed_retries >= REVERT_RETRY_LIMIT:
+        return False
+    if failed_retries == 0:
+        return True
+    wait = min(REVERT_RETRY_MAX_S,
+               REVERT_RETRY_BASE_S * 2 ** (failed_retries - 1))
+    return now - _time(last_failed_at) >= datetime.timedelta(seconds=wait)
+
+
+def _failed_retries(store, instance_uuid, since):
+    return [t for t in store.list_tasks(instance_uuid=instance_uuid)
+            if t["kind"] == "resize_revert" and t["state"] == "failed"
+            and t["params"].get("retry") and t["created_at"] >= since]
+
+
+def retry_reverts(svc, now=None):
+    now = now or utcnow()
     for mig in svc.store.list_migrations(status=states.MIG_REVERTING):
         try:
             inst = svc.store.get_instance(mig["instance_uuid"])
@@ -78,8 +103,14 @@ def retry_reverts(svc):
             if inst["vm_state"] != states.RESIZED or inst["task_state"] \
                     or any(state != "up" for state in hosts):
                 continue
-            LOG.info("running the revert of %s again", inst["name"])
-            svc.admission.submit("resize-revert", inst["uuid"])
+            failed = _failed_retries(svc.store, inst["uuid"],
+                                     mig["created_at"])
+            if not retry_due(len(failed), failed[-1]["updated_at"]
+                             if failed else None, now):
+                continue
+            LOG.info("running the revert of %s again (retry %d)",
+                     inst["name"], len(failed) + 1)
+            svc.admission.submit("resize-revert", inst["uuid"], retry=True)
         except (Conflict, NotFound) as err:
             LOG.info("revert of migration %s: %s", mig["id"], err)
 

@@ -348,3 +348,19 @@ def test_rollback_of_a_deleted_instance_leaves_its_copy_to_the_cleanups(
     assert lab.store.list_cleanups() == []
     assert not [d for d in lab.directories() if d[0] == "local/h2"]
     assert not [d for d in lab.domains() if d[1] == "h2"]
+
+
+def test_a_failing_revert_is_retried_with_a_growing_wait_then_left():
+    t0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    assert periodic.retry_due(0, None, t0)                  # first: at once
+    assert not periodic.retry_due(1, "2026-01-01T12:00:00Z",
+                                  t0 + datetime.timedelta(seconds=9))
+    assert periodic.retry_due(1, "2026-01-01T12:00:00Z",
+                              t0 + datetime.timedelta(seconds=10))
+    assert not periodic.retry_due(3, "2026-01-01T12:00:00Z",
+                                  t0 + datetime.timedelta(seconds=39))
+    assert periodic.retry_due(3, "2026-01-01T12:00:00Z",
+                              t0 + datetime.timedelta(seconds=40))
+    far = t0 + datetime.timedelta(days=30)
+    assert not periodic.retry_due(periodic.REVERT_RETRY_LIMIT,
+                                  "2026-01-01T12:00:00Z", far)
