@@ -95,6 +95,14 @@ def remove_host(host):
         process.run(["ip", "link", "del", host.veth])
 
 
+def set_link(host, up):
+    """Bring ``host``'s root-side veth up or down: down, the host's eth0
+    loses its carrier and nothing reaches it or leaves it."""
+    if host.veth in link_names():
+        process.run(["ip", "link", "set", host.veth,
+                     "up" if up else "down"])
+
+
 def remove_bridge(plan):
     if plan.bridge in link_names():
         process.run(["ip", "link", "del", plan.bridge])
