@@ -62,14 +62,19 @@ def _show_host(args, row):
     return 0
 
 
+def _verb_progress(args):
+    """Progress lines for a table only: JSON and values stay parseable."""
+    return _progress if args.format == "table" else (lambda _m: None)
+
+
 def _host_stop(args):
-    return _show_host(args, _lab(args).host_stop(args.host,
-                                                 progress=_progress))
+    return _show_host(args, _lab(args).host_stop(
+        args.host, progress=_verb_progress(args)))
 
 
 def _host_start(args):
-    return _show_host(args, _lab(args).host_start(args.host,
-                                                  progress=_progress))
+    return _show_host(args, _lab(args).host_start(
+        args.host, progress=_verb_progress(args)))
 
 
 def _link(args):
