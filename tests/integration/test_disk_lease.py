@@ -51,9 +51,12 @@ def _start_error(dom):
 
 def _lease_holder(the_lab, path):
     """PID (root namespace) holding the write lock on the lease of disk
-    ``path`` in the lockspace, or None."""
+    ``path`` in the lockspace, or None (virtlockd removes a lease file
+    it releases)."""
     lease = os.path.join(the_lab.files.lockspace_dir,
                          hashlib.sha256(path.encode()).hexdigest())
+    if not os.path.exists(lease):
+        return None
     with open(lease, "rb") as f:
         query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
         kind, _, _, _, pid = struct.unpack(
