@@ -55,9 +55,11 @@ def _lease_holder(the_lab, path):
     it releases)."""
     lease = os.path.join(the_lab.files.lockspace_dir,
                          hashlib.sha256(path.encode()).hexdigest())
-    if not os.path.exists(lease):
+    try:
+        f = open(lease, "rb")
+    except FileNotFoundError:
         return None
-    with open(lease, "rb") as f:
+    with f:
         query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
         kind, _, _, _, pid = struct.unpack(
             "hhqqi", fcntl.fcntl(f, fcntl.F_GETLK, query))

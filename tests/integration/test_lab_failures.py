@@ -171,6 +171,18 @@ def test_down_leaves_nothing_with_a_host_stopped_and_a_link_cut(
     assert own.status() == []
 
 
+def test_up_powers_a_stopped_host_on_and_keeps_its_storage(lab_factory):
+    own = lab_factory(2)
+    h1 = own.status()[0]["name"]
+    own.host_exec(h1, ["sh", "-c", "echo kept > "
+                       "/var/lib/drover/instances/kept"])
+    own.host_stop(h1)
+    rows = own.up(2)
+    assert [r["state"] for r in rows] == ["up", "up"]
+    assert own.host_exec(h1, ["cat", "/var/lib/drover/instances/kept"]) \
+        == "kept\n"
+
+
 def test_unknown_host_is_one_line_and_exit_2(lab_factory):
     own = lab_factory(1)
     for args in (("host", "stop", "h7"), ("host", "start", "nohost"),
