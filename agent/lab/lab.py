@@ -243,6 +243,7 @@ class Lab:
             self._create_hosts(data, new, progress)
             for h in stopped:
                 self._power_on(data, h, progress)
+            state.save(self.lab_dir, data)
         progress(f"lab {self.plan.name}: {count} hosts up in "
                  f"{time.monotonic() - started:.1f} s")
         return self.status()
