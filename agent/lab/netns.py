@@ -91,6 +91,10 @@ def remove_host(host):
     """Delete the host's namespace and veth; missing parts are fine."""
     if host.netns in netns_names():
         process.run(["ip", "netns", "del", host.netns])
+    # Deleting the namespace destroys the veth pair, a moment later: the
+    # root end may vanish between the look and the delete.
+    if host.veth in link_names():
+        process.run(["ip", "link", "del", host.veth], check=False)
     if host.veth in link_names():
         process.run(["ip", "link", "del", host.veth])
 
