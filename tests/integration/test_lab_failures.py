@@ -38,10 +38,12 @@ def _row(the_lab, name):
     return next(r for r in the_lab.status() if r["name"] == name)
 
 
-def _pings(the_lab, from_host, address):
+def _pings(the_lab, from_host, address, count=1):
+    """``address`` answers one of ``count`` pings (1 s apart) from
+    ``from_host``."""
     return subprocess.run(
-        the_lab.host_argv(from_host, ["ping", "-c", "1", "-W", "1",
-                                      address]),
+        the_lab.host_argv(from_host, ["ping", "-c", str(count), "-W", "1",
+                                      "-i", "1", address]),
         capture_output=True).returncode == 0
 
 
@@ -143,8 +145,8 @@ def test_link_down_cuts_the_network_and_processes_keep_running(
     rc, out, err = _lab_cli(own, "link", "down", h1)
     assert (rc, err) == (0, "")
     assert json.loads(out)["link"] == "down"
-    assert not _pings(own, h2, before["address"])
-    assert not _pings(own, h1, _row(own, h2)["address"])
+    assert not _pings(own, h2, before["address"], count=2)
+    assert not _pings(own, h1, _row(own, h2)["address"], count=2)
     cut = _row(own, h1)
     assert (cut["state"], cut["link"]) == ("up", "down")
     assert cut["keeper_pid"] == before["keeper_pid"]
@@ -152,7 +154,7 @@ def test_link_down_cuts_the_network_and_processes_keep_running(
     assert own.link(h1, up=False)["link"] == "down"     # idempotent
 
     assert _lab_cli(own, "link", "up", h1)[0] == 0
-    assert _pings(own, h2, before["address"])
+    assert _pings(own, h2, before["address"], count=3)
     assert _row(own, h1)["link"] == "up"
     assert _domain_state(_row(own, h1), "lf-cut") == 1
 
