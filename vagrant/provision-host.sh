@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One hypervisor host: packages, drover in /opt/drover/venv, its pinned SSH
-# keys, agent config, shared storage (NFS from drover-h1), systemd units.
-# drover-h1 also gets the controller.
+# keys, agent config, shared storage (NFS from drover-h1), virtlockd with
+# its leases on the shared storage, systemd units. drover-h1 also gets the
+# controller and fence_virsh (fencing through the outer libvirt).
 set -euo pipefail
 : "${DROVER_INDEX:?}" "${DROVER_HOSTS:?}" "${DROVER_NETWORK:?}"
 export DEBIAN_FRONTEND=noninteractive
@@ -16,7 +17,8 @@ apt-get install -y -q --no-install-recommends \
   qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc python3-dev \
   python3-venv openssh-server openssh-client nfs-common
 if [ "$DROVER_INDEX" = 1 ]; then
-  apt-get install -y -q --no-install-recommends nfs-kernel-server
+  apt-get install -y -q --no-install-recommends nfs-kernel-server \
+    fence-agents
 fi
 
 python3 -m venv /opt/drover/venv
@@ -41,6 +43,16 @@ for i in $(seq 1 "$DROVER_HOSTS"); do
     echo "${DROVER_NETWORK}.$((10 + i)) drover-h$i" >> /etc/hosts
 done
 cp /root/.ssh/known_hosts /etc/drover/ssh/known_hosts
+if [ "$DROVER_INDEX" = 1 ]; then
+  # fence_virsh logs in to the outer hypervisor with its own key, checking
+  # the outer host key the Vagrantfile copied (root's known_hosts: the
+  # controller runs fence agents as root).
+  install -m 0600 "$KEYS/fence" /etc/drover/ssh/fence_virsh
+  if [ -f "$KEYS/outer-host.pub" ]; then
+    printf '%s %s\n' "${DROVER_FENCE_ADDRESS:?}" \
+      "$(cut -d' ' -f1,2 "$KEYS/outer-host.pub")" >> /root/.ssh/known_hosts
+  fi
+fi
 
 install -d -m 0755 /var/lib/drover/instances /var/lib/drover/images \
   /var/lib/drover-shared
@@ -91,6 +103,29 @@ else
   mount /var/lib/drover-shared
 fi
 install -d -m 0755 /var/lib/drover-shared/instances
+
+# Disk leases: libvirt's lock manager, virtlockd, holds a lease for every
+# disk (auto_disk_leases) on a file in the shared storage, named by the
+# disk's path, so a second host starting a running guest's disk is refused
+# even where QEMU's own image locks do not cross hosts. The leases are
+# fcntl locks: the NFS mount must not use `nolock`. virtlockd waits for
+# the shared storage at boot.
+install -d -m 0700 /var/lib/drover-shared/lockd
+grep -q '^lock_manager' /etc/libvirt/qemu.conf ||
+  echo 'lock_manager = "lockd"' >> /etc/libvirt/qemu.conf
+cat > /etc/libvirt/qemu-lockd.conf <<LOCKD
+auto_disk_leases = 1
+require_lease_for_disks = 1
+file_lockspace_dir = "/var/lib/drover-shared/lockd"
+LOCKD
+install -d /etc/systemd/system/virtlockd.service.d
+cat > /etc/systemd/system/virtlockd.service.d/drover.conf <<UNIT
+[Unit]
+RequiresMountsFor=/var/lib/drover-shared
+UNIT
+systemctl daemon-reload
+systemctl enable --now virtlockd.socket virtlockd-admin.socket
+systemctl restart libvirtd
 
 /opt/drover/venv/bin/python -m agent.common.units \
   --output-dir /etc/systemd/system --bindir /opt/drover/venv/bin \

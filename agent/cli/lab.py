@@ -4,7 +4,8 @@ import argparse
 from agent.cli import output
 
 STATUS_COLUMNS = ("name", "address", "libvirt_uri", "ssh_address", "state",
-                  "daemons")
+                  "link", "daemons")
+HOST_FIELDS = ("name", "address", "state", "link", "daemons")
 
 
 def _conf(args):
@@ -53,6 +54,32 @@ def _status(args):
         else STATUS_COLUMNS
     output.emit(output.format_list(rows, columns, args.format, args.column))
     return 0
+
+
+def _show_host(args, row):
+    output.emit(output.format_show({k: row[k] for k in HOST_FIELDS},
+                                   args.format, args.column))
+    return 0
+
+
+def _verb_progress(args):
+    """Progress lines for a table only: JSON and values stay parseable."""
+    return _progress if args.format == "table" else (lambda _m: None)
+
+
+def _host_stop(args):
+    return _show_host(args, _lab(args).host_stop(
+        args.host, progress=_verb_progress(args)))
+
+
+def _host_start(args):
+    return _show_host(args, _lab(args).host_start(
+        args.host, progress=_verb_progress(args)))
+
+
+def _link(args):
+    return _show_host(args, _lab(args).link(args.host,
+                                            up=args.direction == "up"))
 
 
 def _demo(args):
@@ -109,6 +136,33 @@ def register(subparsers):
                        "hosts and the state of their daemons")
     output.add_format_args(p)
     p.set_defaults(func=_status)
+
+    p = sub.add_parser("host", help="power a lab host off or on")
+    verbs = p.add_subparsers(dest="host_command", metavar="COMMAND",
+                             parser_class=type(lab))
+    verbs.required = True
+    for verb, func, text in (
+            ("stop", _host_stop, "power a host off: every process of it "
+             "dies, guests included; its storage, identity and addresses "
+             "stay"),
+            ("start", _host_start, "power a stopped host on again, its "
+             "daemons and agent started")):
+        v = verbs.add_parser(verb, parents=[common], help=text)
+        v.add_argument("host", metavar="NAME", help="h1, LAB-h1 or 1")
+        output.add_format_args(v)
+        v.set_defaults(func=func)
+
+    p = sub.add_parser("link", help="cut or restore a lab host's network")
+    verbs = p.add_subparsers(dest="direction", metavar="COMMAND",
+                             parser_class=type(lab))
+    verbs.required = True
+    for verb, text in (("down", "cut the host's network; its processes "
+                        "keep running"),
+                       ("up", "restore the host's network")):
+        v = verbs.add_parser(verb, parents=[common], help=text)
+        v.add_argument("host", metavar="NAME", help="h1, LAB-h1 or 1")
+        output.add_format_args(v)
+        v.set_defaults(func=_link)
 
     p = sub.add_parser("image", help="build the lab's guest image into "
                        "[lab] cache_dir")

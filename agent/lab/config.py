@@ -16,10 +16,32 @@ def libvirtd_conf(host):
 
 
 def qemu_conf(host):
-    """qemu.conf: migrations go to the host's lab address, not its name."""
+    """qemu.conf: migrations go to the host's lab address, not its name;
+    disks are leased through virtlockd."""
     return (
         "# drover lab host\n"
         f'migration_host = "{host.address}"\n'
+        'lock_manager = "lockd"\n'
+    )
+
+
+def qemu_lockd_conf(lockspace_dir):
+    """qemu-lockd.conf: a lease for every disk, held by the host's
+    virtlockd on a file in ``lockspace_dir`` (shared by all hosts, so a
+    lease taken on one host refuses the disk on every other).
+
+    ``auto_disk_leases``: drover writes no ``<lease>`` elements, so every
+    disk must get its lease automatically (named by the SHA-256 of its
+    path, the same path on every host).  ``require_lease_for_disks`` only
+    acts when automatic leases are off (a writable disk without a lease is
+    then refused); it is set so that turning them off never lets a disk
+    run unguarded.
+    """
+    return (
+        "# drover lab host: leases on the lab's shared storage\n"
+        "auto_disk_leases = 1\n"
+        "require_lease_for_disks = 1\n"
+        f'file_lockspace_dir = "{lockspace_dir}"\n'
     )
 
 

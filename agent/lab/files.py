@@ -16,7 +16,7 @@ import shutil
 
 from agent.common import process
 from agent.lab import config
-from agent.lab.plan import LOCAL_STORAGE, SHARED_STORAGE
+from agent.lab.plan import LOCAL_STORAGE, LOCKSPACE, SHARED_STORAGE
 
 # Host directory -> path it is bind-mounted over inside the host.
 LIBVIRT_DIRS = {
@@ -65,6 +65,12 @@ class LabFiles:
     @property
     def shared_dir(self):
         return os.path.join(self.lab_dir, "shared")
+
+    @property
+    def lockspace_dir(self):
+        """virtlockd's leases (LOCKSPACE inside the hosts)."""
+        return os.path.join(self.shared_dir,
+                            os.path.relpath(LOCKSPACE, SHARED_STORAGE))
 
     @property
     def caps_seed(self):
@@ -185,6 +191,8 @@ def prepare_host(files, host):
     shutil.rmtree(autostart, ignore_errors=True)
     _write(os.path.join(etc, "libvirtd.conf"), config.libvirtd_conf(host))
     _write(os.path.join(etc, "qemu.conf"), config.qemu_conf(host))
+    _write(os.path.join(etc, "qemu-lockd.conf"),
+           config.qemu_lockd_conf(LOCKSPACE))
     for d in ("lib-libvirt", "log-libvirt", "cache-libvirt", "log"):
         os.makedirs(os.path.join(hd, d), mode=0o755)
     seed_caps(files, host)
@@ -193,6 +201,7 @@ def prepare_host(files, host):
         os.makedirs(os.path.join(storage, d), mode=0o755)
     os.chmod(storage, 0o755)
     os.makedirs(os.path.join(files.shared_dir, "instances"), exist_ok=True)
+    os.makedirs(files.lockspace_dir, mode=0o700, exist_ok=True)
     os.chmod(files.shared_dir, 0o755)
     ssh_dir = files.root_ssh(host)
     os.makedirs(ssh_dir, mode=0o700)

@@ -23,6 +23,9 @@ CONTROLLER = "drover-controller"
 IMAGE_NAME = "lab-guest"
 # Each lab host offers a slice of this machine (they all share it).
 HOST_VCPUS, HOST_MEMORY_MB, HOST_DISK_GB = 8, 4096, 40
+FENCE_AGENT = "fence_drover_lab"
+# How the controller's RPC server answers a method it does not have.
+UNKNOWN_METHOD = "no such RPC method"
 FLAVORS = (("lab.small", 1, 256, 1), ("lab.medium", 1, 384, 2),
            ("lab.large", 2, 512, 3))
 
@@ -136,7 +139,34 @@ def start(lab, image_path, progress=print):
             if name not in have:
                 client.call("flavor.create", name=name, vcpus=vcpus,
                             ram_mb=ram, disk_gb=disk)
+        register_fencing(client, lab, hosts, progress)
     return controller_socket(lab)
+
+
+def fence_agent():
+    """The lab fence agent installed next to the running python."""
+    return os.path.join(os.path.dirname(sys.executable), FENCE_AGENT)
+
+
+def fence_options(lab, host_name):
+    return {"plug": host_name, "lab_dir": lab.lab_dir}
+
+
+def register_fencing(client, lab, hosts, progress=print):
+    """Make the lab fence agent every host's fence method
+    (``host.set_fence``).  A controller without that method is told
+    nothing and the lab runs without fencing."""
+    for host in hosts:
+        try:
+            client.call("host.set_fence", name=host["name"],
+                        agent=fence_agent(),
+                        options=fence_options(lab, host["name"]))
+        except NotFound as err:
+            if not str(err).startswith(UNKNOWN_METHOD):
+                raise
+            progress("controller has no host.set_fence: lab hosts "
+                     "registered without a fence agent")
+            return
 
 
 def up(lab, count, image_path, progress=print):

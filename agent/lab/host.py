@@ -12,7 +12,7 @@ from agent.lab import procs
 from agent.lab.plan import LIBVIRT_TCP_PORT, SSH_PORT
 
 KEEPER = [sys.executable, "-m", "agent.lab.keeper"]
-BASE_DAEMONS = ("virtlogd", "libvirtd", "sshd")
+BASE_DAEMONS = ("virtlogd", "virtlockd", "libvirtd", "sshd")
 
 
 def enter(keeper_pid):
@@ -85,6 +85,7 @@ def base_daemons(files, host):
     """name -> argv of the daemons every host runs."""
     return {
         "virtlogd": ["virtlogd"],
+        "virtlockd": ["virtlockd"],
         "libvirtd": ["libvirtd", "--listen"],
         "sshd": ["/usr/sbin/sshd", "-D", "-e", "-f", files.sshd_config(host)],
     }
@@ -120,10 +121,33 @@ def probe_caps(host):
         conn.close()
 
 
-def wait_ready(host, records, logs, timeout=60.0):
-    """Wait until libvirtd and sshd answer on the host's address."""
-    checks = {"libvirtd": lambda: _libvirt_ready(host),
-              "sshd": lambda: _port_open(host.address, SSH_PORT)}
+def _socket_ready(keeper_pid, path):
+    """A UNIX socket inside the host accepts connections."""
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(f"/proc/{keeper_pid}/root{path}")
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def wait_ready(host, records, logs, timeout=60.0, network=True,
+               keeper_pid=None):
+    """Wait until libvirtd and sshd answer on the host's address (and
+    virtlockd on its socket).  ``network`` False (the host's link is cut):
+    only libvirtd's and virtlockd's sockets inside the host, found through
+    ``keeper_pid``, and sshd's being alive are checked."""
+    if network:
+        checks = {"libvirtd": lambda: _libvirt_ready(host),
+                  "sshd": lambda: _port_open(host.address, SSH_PORT)}
+    else:
+        checks = {"libvirtd": lambda: _socket_ready(
+            keeper_pid, "/run/libvirt/libvirt-sock")}
+    if keeper_pid is not None:
+        checks["virtlockd"] = lambda: _socket_ready(
+            keeper_pid, "/run/libvirt/virtlockd-sock")
     deadline = time.monotonic() + timeout
     while checks:
         for name, check in list(checks.items()):

@@ -49,6 +49,15 @@ class Lab:
         self.files = lab_files.LabFiles(lab_dir)
         self.lab_dir = self.files.lab_dir
 
+    @classmethod
+    def at(cls, lab_dir):
+        """The lab whose state is in ``lab_dir`` (its name and network
+        read from there)."""
+        data = state.load(os.path.abspath(lab_dir))
+        if not data:
+            raise NotFound(f"no lab in {lab_dir}")
+        return cls(lab_dir, data["name"], data["network"])
+
     # -- queries ---------------------------------------------------------
 
     def _state(self):
@@ -66,6 +75,21 @@ class Lab:
             raise Conflict(f"lab host {host.name} is not running")
         return rec["pid"]
 
+    def _entry(self, data, host):
+        """(plan, state entry) of ``host``, which must be in the lab."""
+        h = self.plan.resolve(host)
+        entry = data["hosts"].get(str(h.index))
+        if entry is None:
+            raise NotFound(f"lab {self.plan.name} has no host {h.name}")
+        return h, entry
+
+    @staticmethod
+    def _stopped(data, host):
+        """``host`` was powered off by host_stop and can be started."""
+        entry = data["hosts"].get(str(host.index))
+        return bool(entry and entry.get("stopped")) and \
+            host.netns in netns.netns_names()
+
     def _healthy(self, data, host):
         entry = data["hosts"].get(str(host.index))
         if not entry or not procs.alive(entry["keeper"]):
@@ -76,7 +100,9 @@ class Lab:
 
     def status(self):
         """One dict per host: name, address, libvirt_uri, ssh_address,
-        state (up, degraded, down), daemons (name -> up/down), storage."""
+        state (up, degraded, stopped: powered off by host_stop, down),
+        link (up, or down: cut by link), daemons (name -> up/down),
+        storage."""
         data = self._state()
         rows = []
         for key in sorted(data["hosts"], key=int):
@@ -85,8 +111,9 @@ class Lab:
             daemons = {d["name"]: "up" if keeper and procs.alive(d)
                        else "down"
                        for d in data["daemons"] if d["host"] == h.index}
+            entry = data["hosts"][key]
             if not keeper:
-                st = "down"
+                st = "stopped" if entry.get("stopped") else "down"
             elif all(daemons.get(n) == "up" for n in lab_host.BASE_DAEMONS):
                 st = "up"
             else:
@@ -95,7 +122,8 @@ class Lab:
                 "name": h.name, "address": h.address,
                 "libvirt_uri": h.libvirt_uri,
                 "migration_uri": h.migration_uri,
-                "ssh_address": h.address, "state": st, "daemons": daemons,
+                "ssh_address": h.address, "state": st,
+                "link": entry.get("link", "up"), "daemons": daemons,
                 "host_uuid": h.host_uuid, "netns": h.netns,
                 "keeper_pid": data["hosts"][key]["keeper"]["pid"],
                 "local_storage": LOCAL_STORAGE,
@@ -153,7 +181,8 @@ class Lab:
                 rec = lab_host.spawn(self._keeper(data, h), argv, log,
                                      full_env)
             data["daemons"].append({"host": index, "name": name,
-                                    "argv": list(argv), "log": log, **rec})
+                                    "argv": list(argv), "log": log,
+                                    "env": dict(env or {}), **rec})
             state.save(self.lab_dir, data)
             return rec["pid"]
 
@@ -198,18 +227,23 @@ class Lab:
             data = self._state()
             registry.claim(self.plan.name, self.lab_dir, _lab_is_up)
             wanted = self.plan.hosts(count)
-            keep = [h for h in wanted if self._healthy(data, h)]
-            self._clear(data, keep, progress)
+            healthy = [h for h in wanted if self._healthy(data, h)]
+            # Powered off (host_stop): started again, storage kept.
+            stopped = [h for h in wanted if self._stopped(data, h)]
+            self._clear(data, healthy + stopped, progress)
             netns.check_network_free(self.plan)
             netns.ensure_bridge(self.plan)
             tuning.acquire(self.lab_dir)
             host_keys = lab_files.ensure_keys(self.files, self.plan, wanted)
-            new = [h for h in wanted if h not in keep]
+            new = [h for h in wanted if h not in healthy + stopped]
             for h in new:
                 lab_files.prepare_host(self.files, h)
             lab_files.write_lab_files(self.files, self.plan, wanted,
                                       host_keys)
             self._create_hosts(data, new, progress)
+            for h in stopped:
+                self._power_on(data, h, progress)
+            state.save(self.lab_dir, data)
         progress(f"lab {self.plan.name}: {count} hosts up in "
                  f"{time.monotonic() - started:.1f} s")
         return self.status()
@@ -248,6 +282,14 @@ class Lab:
     def _create_host(self, h, progress):
         progress(f"{h.name}: network {h.address}")
         netns.add_host(self.plan, h)
+        return self._boot(h, [], progress)
+
+    def _boot(self, h, extra, progress, network=True):
+        """Start the keeper, the file system and the base daemons of
+        ``h`` (its network namespace exists), wait until they answer, then
+        start again the ``extra`` daemon records of it (an agent).
+        ``network`` False: the host's link is cut, so readiness is not
+        checked over it.  Returns (entry, daemon records)."""
         log_dir = self.files.log_dir(h)
         outer, keeper = lab_host.start_keeper(
             h, os.path.join(log_dir, "keeper.log"))
@@ -262,7 +304,12 @@ class Lab:
                 daemons.append({"host": h.index, "name": name, "argv": argv,
                                 "log": logs[name], **records[name]})
             progress(f"{h.name}: waiting for libvirtd and sshd")
-            lab_host.wait_ready(h, records, logs)
+            lab_host.wait_ready(h, records, logs, network=network,
+                                keeper_pid=keeper["pid"])
+            for d in extra:
+                rec = lab_host.spawn(keeper["pid"], d["argv"], d["log"],
+                                     _env(d.get("env")))
+                daemons.append({**d, **rec})
         except BaseException:
             procs.stop([keeper, outer])
             raise
@@ -279,14 +326,7 @@ class Lab:
 
     def _remove_host(self, data, h):
         entry = data["hosts"].pop(str(h.index), None)
-        if entry:
-            # The keeper is PID 1 of the host: when it exits the kernel
-            # kills every process of the host, guests included.
-            procs.stop([entry["keeper"]])
-            procs.stop([entry["outer"]])
-        if h.netns in netns.netns_names():
-            pids = process.run(["ip", "netns", "pids", h.netns]).split()
-            procs.stop([procs.identify(int(p)) for p in pids], timeout=2.0)
+        _kill_host(h, entry)
         netns.remove_host(h)
         data["daemons"] = [d for d in data["daemons"]
                            if d["host"] != h.index]
@@ -295,6 +335,76 @@ class Lab:
         root = [d for d in data["daemons"] if d["host"] is None]
         procs.stop(root)
         data["daemons"] = [d for d in data["daemons"] if d not in root]
+
+    # -- failures: power and network of one host --------------------------
+
+    def host_stop(self, host, progress=_quiet):
+        """Power ``host`` off: its link goes down (its NIC loses power) and
+        its keeper is killed, so every process of the host dies, guests
+        included, and its virtlockd's leases are released.  Its network
+        namespace, addresses, keys and storage stay for host_start.
+        Idempotent.  Returns its status row."""
+        with state.locked(self.lab_dir):
+            data = self._state()
+            h, entry = self._entry(data, host)
+            netns.set_link(h, up=False)
+            if procs.alive(entry["keeper"]):
+                progress(f"{h.name}: powering off")
+                _kill_host(h, entry)
+            entry["stopped"] = True
+            state.save(self.lab_dir, data)
+        return self._row(h)
+
+    def host_start(self, host, progress=_quiet):
+        """Power ``host`` on again after host_stop (or a crash of its
+        keeper): same identity, addresses, keys and storage; its base
+        daemons and every daemon it ran before (its agent) start again.
+        Its link stays as ``link`` left it.  Idempotent.  Returns its
+        status row."""
+        with state.locked(self.lab_dir):
+            data = self._state()
+            h, entry = self._entry(data, host)
+            if not procs.alive(entry["keeper"]):
+                if h.netns not in netns.netns_names():
+                    raise Conflict(f"lab host {h.name} has lost its network "
+                                   "namespace: run lab up to rebuild it")
+                self._power_on(data, h, progress)
+            state.save(self.lab_dir, data)
+        return self._row(h)
+
+    def _power_on(self, data, h, progress):
+        """Boot ``h`` in its existing namespace, recording it in ``data``."""
+        key = str(h.index)
+        old = data["hosts"][key]
+        link_up = old.get("link", "up") == "up"
+        base = set(lab_host.BASE_DAEMONS)
+        mine = [d for d in data["daemons"] if d["host"] == h.index]
+        extra = [{k: d[k] for k in ("host", "name", "argv", "log", "env")
+                  if k in d} for d in mine if d["name"] not in base]
+        _kill_host(h, old)          # whatever a crashed host left
+        netns.set_link(h, up=link_up)
+        progress(f"{h.name}: powering on")
+        entry, daemons = self._boot(h, extra, progress, network=link_up)
+        entry["link"] = old.get("link", "up")
+        data["hosts"][key] = entry
+        data["daemons"] = [d for d in data["daemons"]
+                           if d["host"] != h.index] + daemons
+
+    def link(self, host, up):
+        """Cut (``up`` False) or restore ``host``'s network, its veth on
+        the lab bridge, while its processes keep running.  A stopped host
+        keeps its link down until host_start.  Idempotent.  Returns its
+        status row."""
+        with state.locked(self.lab_dir):
+            data = self._state()
+            h, entry = self._entry(data, host)
+            entry["link"] = "up" if up else "down"
+            netns.set_link(h, up=up and procs.alive(entry["keeper"]))
+            state.save(self.lab_dir, data)
+        return self._row(h)
+
+    def _row(self, h):
+        return next(r for r in self.status() if r["name"] == h.name)
 
     def down(self, progress=_quiet):
         """Stop every daemon and host and remove the lab's namespaces,
@@ -315,6 +425,19 @@ class Lab:
             registry.release(self.plan.name, self.lab_dir)
         progress(f"lab {self.plan.name} down in "
                  f"{time.monotonic() - started:.1f} s")
+
+
+def _kill_host(h, entry):
+    """Kill every process of host ``h`` (state ``entry`` or None) and wait
+    until they are gone."""
+    if entry:
+        # The keeper is PID 1 of the host: when it exits the kernel
+        # kills every process of the host, guests included.
+        procs.stop([entry["keeper"]])
+        procs.stop([entry["outer"]])
+    if h.netns in netns.netns_names():
+        pids = process.run(["ip", "netns", "pids", h.netns]).split()
+        procs.stop([procs.identify(int(p)) for p in pids], timeout=2.0)
 
 
 def _env(extra):

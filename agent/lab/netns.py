@@ -4,9 +4,10 @@ bridge (so guests of every host share one L2 segment)."""
 import ipaddress
 import json
 import re
+import time
 
 from agent.common import process
-from agent.common.errors import Conflict
+from agent.common.errors import Conflict, DroverError
 from agent.lab.plan import GUEST_BRIDGE, MAX_HOSTS
 
 # Bridged lab traffic must not depend on the machine's iptables rules.
@@ -91,8 +92,34 @@ def remove_host(host):
     """Delete the host's namespace and veth; missing parts are fine."""
     if host.netns in netns_names():
         process.run(["ip", "netns", "del", host.netns])
+    # Deleting the namespace destroys the veth pair, a moment later: the
+    # root end may vanish between the look and the delete.
+    if host.veth in link_names():
+        process.run(["ip", "link", "del", host.veth], check=False)
     if host.veth in link_names():
         process.run(["ip", "link", "del", host.veth])
+
+
+def set_link(host, up, timeout=5.0):
+    """Bring ``host``'s root-side veth up or down: down, the host's eth0
+    loses its carrier and nothing reaches it or leaves it.  Up returns
+    once both ends have their carrier (the kernel notices that a moment
+    later)."""
+    if host.veth not in link_names():
+        return
+    process.run(["ip", "link", "set", host.veth, "up" if up else "down"])
+    deadline = time.monotonic() + timeout
+    while up and not (_oper_up(host.veth) and _oper_up("eth0", host.netns)):
+        if time.monotonic() > deadline:
+            raise DroverError(f"{host.name}: link not up after "
+                              f"{timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _oper_up(name, netns=None):
+    argv = ["ip"] + (["-n", netns] if netns else []) + \
+        ["-j", "link", "show", "dev", name]
+    return json.loads(process.run(argv))[0].get("operstate") == "UP"
 
 
 def remove_bridge(plan):

@@ -24,6 +24,8 @@ SSH_PORT = 22
 # Paths inside every lab host.
 LOCAL_STORAGE = "/var/lib/drover"
 SHARED_STORAGE = "/var/lib/drover-shared"
+# virtlockd's leases, on the shared storage (inside every lab host).
+LOCKSPACE = f"{SHARED_STORAGE}/lockd"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")

@@ -134,7 +134,7 @@ def test_status_json_from_the_cli(lab):
 
 # -- labs of their own, to take down ---------------------------------------
 
-def _leftovers(the_lab, pids):
+def leftovers(the_lab, pids):
     """Everything of ``the_lab`` still on the machine."""
     prefix = f"{the_lab.plan.name}-"
     found = [f"netns {n}" for n in netns.netns_names()
@@ -154,7 +154,7 @@ def _leftovers(the_lab, pids):
     return found
 
 
-def _all_pids(the_lab):
+def all_pids(the_lab):
     data = json.load(open(os.path.join(the_lab.lab_dir, "state.json")))
     pids = [d["pid"] for d in data["daemons"]]
     for entry in data["hosts"].values():
@@ -168,12 +168,12 @@ def test_down_leaves_nothing_behind(lab_factory):
     own_lab.start_daemon(None, "controller", ["sleep", "600"])
     session = subprocess.Popen(  # a command inside a host, left running
         own_lab.host_argv("h2", ["sleep", "600"]))
-    pids = _all_pids(own_lab)
+    pids = all_pids(own_lab)
     started = time.monotonic()
     own_lab.down()
     took = time.monotonic() - started
     session.wait(timeout=5)
-    assert _leftovers(own_lab, pids) == []
+    assert leftovers(own_lab, pids) == []
     assert own_lab.status() == []
     own_lab.down()                                  # idempotent
     assert took < 10
@@ -182,15 +182,15 @@ def test_down_leaves_nothing_behind(lab_factory):
 def test_up_after_a_crash_clears_leftovers(lab_factory):
     own_lab = lab_factory(1)
     keeper = own_lab.status()[0]["keeper_pid"]
-    old_pids = _all_pids(own_lab)
+    old_pids = all_pids(own_lab)
     os.kill(keeper, signal.SIGKILL)          # the host dies...
     os.unlink(os.path.join(own_lab.lab_dir, "state.json"))  # ...and state
     rows = own_lab.up(1)
     assert rows[0]["state"] == "up"
     assert rows[0]["keeper_pid"] != keeper
-    new_pids = _all_pids(own_lab)
+    new_pids = all_pids(own_lab)
     own_lab.down()
-    assert _leftovers(own_lab, old_pids + new_pids) == []
+    assert leftovers(own_lab, old_pids + new_pids) == []
 
 
 def test_a_running_lab_keeps_its_name(lab, tmp_path):

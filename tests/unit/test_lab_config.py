@@ -64,3 +64,14 @@ def test_ssh_client_config_is_strict():
     assert "IdentityFile /k" in lines
     i = lines.index("Host drvt-h2 h2")
     assert lines[i + 1] == "HostName 198.18.64.12"
+
+
+def test_libvirt_leases_disks_through_virtlockd_on_shared_storage():
+    from agent.lab.plan import LOCKSPACE, SHARED_STORAGE
+    assert _settings(config.qemu_conf(HOSTS[0]))["lock_manager"] == \
+        '"lockd"'
+    conf = _settings(config.qemu_lockd_conf(LOCKSPACE))
+    assert conf["auto_disk_leases"] == "1"
+    assert conf["require_lease_for_disks"] == "1"
+    assert conf["file_lockspace_dir"] == f'"{LOCKSPACE}"'
+    assert LOCKSPACE.startswith(SHARED_STORAGE + "/")
