@@ -812,7 +812,7 @@ SAYS = {
     "live_migration_that_completed_before_the_host_died":
         ["runs on h2 (its move completed"],
     "operator_sets_down_a_live_host_its_agent_says_it_runs":
-        ["runs on h1"],
+        ["runs on h1, which was set down but answers"],
     "operator_sets_down_a_live_host_behind_a_cut_the_lock_refuses":
         ['Failed to get "write" lock'],
     "set_up_refused_while_evacuations_are_unfinished":
