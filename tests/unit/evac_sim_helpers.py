@@ -23,7 +23,6 @@ import stat
 
 from agent.common.errors import DroverError
 from agent.conf import CONF
-from agent.controller import fencing
 from agent.controller.api import hosts as hosts_api
 from agent.controller.ops import WORKFLOWS
 from agent.sim.fleet import ControllerCrash
@@ -54,7 +53,6 @@ cat > /dev/null
 echo "Failed: Unable to connect/login to fencing device" >&2
 exit 1
 """
-FENCE_REASON = "Unable to connect/login to fencing device"
 
 
 def steps_of(kind, params=None):
@@ -280,8 +278,3 @@ class EvacLab(SimLab):
         """True if a refusal or task error recorded contains ``text``."""
         return any(text in m for m in self.messages if m)
 
-
-def fence_state(store, host):
-    """(state, fence_error) of ``host``, as host show gives them."""
-    record = store.get_host(host)
-    return record["state"], fencing.shown_reason(record)
