@@ -287,6 +287,11 @@ def settle(ctx):
         except DroverError:
             pass
     where = runs_on(infos)
+    if where == ctx["source"]:
+        raise DroverError(f"instance {inst['name']} runs on {where}, which "
+                          "was set down but answers: not evacuated (it is "
+                          "not off; drover host set --up "
+                          f"{where} if it is alive)")
     if where is not None:
         raise DroverError(f"instance {inst['name']} runs on {where} (its "
                           "move completed before the host failed): not "
