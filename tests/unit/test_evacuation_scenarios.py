@@ -623,10 +623,9 @@ EXPECTED = {
         {'log': [('boot', 'vm1', 'done'),
                  ('live', 'vm1', 'crashed'),
                  ('fence', 'h1', 'done'),
-                 ('evacuate', 'vm1', 'failed')],
-         # What it should be (a strict xfail, KNOWN): the guest that
-         # runs on h2 recorded there, its claim moved, no live move left
-         # "running" for ever.
+                 ('evacuate', 'vm1', 'refused')],
+         # Refused before the live task is superseded: the guest that
+         # runs on h2 is recorded there by that task, its claim moved.
          'instances': [('vm1', 'h2', 'ACTIVE', None)],
          'claims': [('h2', 'vm1', 1, 256)],
          'domains': [('vm1', 'h2', 'running')],
@@ -810,7 +809,7 @@ SAYS = {
     "a_failed_fence_after_a_good_one_unfences":
         ["Unable to connect/login", "unreachable is not proof"],
     "live_migration_that_completed_before_the_host_died":
-        ["runs on h2 (its move completed"],
+        ["runs on h2: its live migration"],
     "operator_sets_down_a_live_host_its_agent_says_it_runs":
         ["runs on h1, which was set down but answers"],
     "operator_sets_down_a_live_host_behind_a_cut_the_lock_refuses":
@@ -823,14 +822,7 @@ SAYS = {
 
 # Scenarios whose end is inconsistent because of a bug outside the
 # evacuation: strict xfails, with the reason.
-KNOWN = {
-    "live_migration_that_completed_before_the_host_died": (
-        "live_migrate: a live migration whose job completed just before "
-        "its source died is never finished: the evacuation rightly "
-        "refuses (the guest runs on the destination) but has superseded "
-        "the live task, which then stops; the store keeps the guest on "
-        "the dead source (audit: missing-domain, running-elsewhere)"),
-}
+KNOWN = {}
 
 
 def _judged(lab):

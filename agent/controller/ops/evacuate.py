@@ -222,8 +222,32 @@ def precheck(services, inst, params):
         if dest == source["name"]:
             raise InvalidInput(f"cannot evacuate {inst['name']} to its "
                                f"failed host {dest}")
-    check_superseded(_moves(store, inst))
+    moves = _moves(store, inst)
+    check_superseded(moves)
+    check_live_landed(services, inst, moves)
     return dict(params, source=source["name"], rebuild=rebuild)
+
+
+def check_live_landed(services, inst, moves):
+    """Conflict, before anything is superseded, when a live migration in
+    flight has already put the guest on its (live) destination: the move
+    is done and its task finishes it (a restarted controller resumes it:
+    its monitor asks where the guest runs); evacuating would start a
+    second copy, or leave the store naming the dead host."""
+    for mig, _done in moves:
+        if mig["type"] != "live-migration" or not mig["dest_host"]:
+            continue
+        try:
+            state = services.hosts.call(mig["dest_host"], "instance.info",
+                                        uuid=inst["uuid"])["state"]
+        except DroverError:
+            continue
+        if state in RUNNING:
+            raise Conflict(
+                f"instance {inst['name']} runs on {mig['dest_host']}: its "
+                f"live migration (migration {mig['id']}) completed before "
+                f"{mig['source_host']} failed; the move is finished by its "
+                "own task, nothing to evacuate")
 
 
 # -- steps --------------------------------------------------------------------

@@ -269,7 +269,15 @@ def _abort(ctx, uuid):
 
 
 def monitor(ctx):
-    status = _wait_job(ctx, ctx.params["uuid"], record_progress=True)
+    try:
+        status = _wait_job(ctx, ctx.params["uuid"], record_progress=True)
+    except SourceGone:
+        # The source died (or is cut off) with the job: if the guest runs
+        # on the destination, the switch-over happened and the move is
+        # done; otherwise it failed, and the undo decides what stays.
+        if where(ctx) == ctx["dest"]:
+            return {"elapsed": None, "downtime_ms": None, "final": {}}
+        raise
     if status is None:      # the source agent lost the job
         if where(ctx) == ctx["dest"]:
             return {"elapsed": None, "downtime_ms": None, "final": {}}
