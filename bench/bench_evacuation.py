@@ -18,11 +18,12 @@ guests deleted.  Prints the split for the largest N, the rebuild time of
 each N, and fence + rebuild against the target: six guests in at most
 10 s, with zero double runs.
 
-    .venv/bin/python bench/bench_evacuation.py [--guests 6]
+    .venv/bin/python bench/bench_evacuation.py [--guests 6] [--repeat 3]
 """
 import argparse
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -40,6 +41,9 @@ from agent.lab.lab import unavailable_reason  # noqa: E402
 
 LAB_NAME, LAB_NETWORK = "devb", "198.18.204.0/24"
 TARGET_S = 10.0
+# Nova + Masakari's published defaults, power loss to rebuild started: the
+# host monitor's 60 s, then wait_period_after_service_update's 180 s.
+MASAKARI_S = 60.0 + 180.0
 
 
 class Sampler:
@@ -144,6 +148,8 @@ def one_round(lab, socket, victim, count):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guests", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the largest size (median, spread)")
     args = parser.parse_args(argv)
     reason = unavailable_reason()
     if reason:
@@ -153,7 +159,9 @@ def main(argv=None):
     with bench_fleet(LAB_NAME, LAB_NETWORK, hosts=3) as (lab, socket):
         victim = sorted(h["name"] for h in lab.status())[-1]
         register_fence(lab, socket)
-        for count in range(1, args.guests + 1):
+        sizes = list(range(1, args.guests)) + [args.guests] * max(
+            1, args.repeat)
+        for count in sizes:
             rounds.append(one_round(lab, socket, victim, count))
             r = rounds[-1]
             print(f"{count} guest(s): detection {r['detection']:.2f} s, "
@@ -161,16 +169,27 @@ def main(argv=None):
                   f"{r['rebuild']:.2f} s, {r['evacuated']} evacuated, "
                   f"{r['doubles']} double runs in {r['samples']} samples",
                   flush=True)
-    last = rounds[-1]
-    total = last["fencing"] + last["rebuild"]
-    print(f"\n{last['guests']} guests: power loss -> all ACTIVE elsewhere "
+    largest = [r for r in rounds if r["guests"] == args.guests]
+    last = {k: statistics.median(r[k] for r in largest)
+            for k in ("detection", "fencing", "rebuild")}
+    last.update(guests=args.guests,
+                evacuated=min(r["evacuated"] for r in largest))
+    totals = [r["fencing"] + r["rebuild"] for r in largest]
+    total = statistics.median(totals)
+    print(f"\n{last['guests']} guests, median of {len(largest)} rounds: "
+          f"power loss -> all ACTIVE elsewhere "
           f"{last['detection'] + total:.2f} s = detection "
           f"{last['detection']:.2f} + fencing {last['fencing']:.2f} + "
-          f"rebuild {last['rebuild']:.2f}")
+          f"rebuild {last['rebuild']:.2f}; fence + rebuild min "
+          f"{min(totals):.2f} max {max(totals):.2f} s")
     print("rebuild by guests: " + ", ".join(
-        f"{r['guests']}: {r['rebuild']:.2f} s" for r in rounds))
+        f"{r['guests']}: {r['rebuild']:.2f} s" for r in rounds
+        if r["guests"] < args.guests) + f", {args.guests}: "
+        f"{last['rebuild']:.2f} s (median)")
     print(f"fence + rebuild / target {TARGET_S:g} s: "
           f"{total / TARGET_S:.2f}")
+    print(f"power loss -> all ACTIVE / Masakari's {MASAKARI_S:g} s before "
+          f"it even starts: {(last['detection'] + total) / MASAKARI_S:.3f}")
     doubles = sum(r["doubles"] for r in rounds)
     print(f"double runs: {doubles}")
     ok = total <= TARGET_S and doubles == 0 and \
