@@ -942,12 +942,6 @@ def _watchdog(lab, seconds=600):
     lab.fleet.clock.at(seconds, fire)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim: the inline engine (agent/sim/fleet.py restart_controller) "
-    "resumes tasks one after another, oldest first, each to its end: "
-    "the resumed host evacuation waits for its child evacuation, which "
-    "is resumed only after it (a real controller resumes them in "
-    "parallel threads); without the watchdog this test hangs"))
 def test_controller_restart_inside_a_child_of_host_evacuate(tmp_path):
     lab = _play(tmp_path, [("boot", "vm1", SHARED), ("boot", "vm2", SHARED)]
                 + FENCED + [("at_step", "define", ("controller_crash",),

@@ -98,9 +98,12 @@ class TaskEngine:
         return task_id
 
     def resume_all(self):
-        """Start every task a previous controller left running or undoing."""
+        """Start every task a previous controller left running or undoing.
+        Inline, newest first: a parent (a host drain or evacuation) waits
+        for the children it started after itself, so they must end first;
+        in the background they all run at once."""
         ids = self.log.tasks_unfinished()
-        for task_id in ids:
+        for task_id in (reversed(ids) if self.inline else ids):
             LOG.info("resuming task %s", task_id)
             self.start(task_id)
         return ids
