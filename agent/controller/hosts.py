@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import paramiko
 
-from agent.common.errors import Conflict, DroverError, NotFound
+from agent.common.errors import Conflict, DroverError, NotFound, one_line
 from agent.conf import CONF
 from agent.controller import host_cleanups, return_host, states
 from agent.controller.db.models import jsonable, utcnow
@@ -72,9 +72,11 @@ class HostManager:
                 sftp.put(local_path, remote_path)
             finally:
                 sftp.close()
-        except (OSError, paramiko.SSHException) as err:
-            raise DroverError(f"copying an image to {host} failed: {err}") \
-                from None
+        except (OSError, EOFError, paramiko.SSHException) as err:
+            # paramiko's SFTP raises a bare EOFError when the host goes
+            # away mid-copy: say which host, and that it cannot be reached.
+            raise HostUnreachable(f"copying an image to {host} failed: "
+                                  f"{one_line(err)}") from None
 
     def register(self, name, address):
         """Add (or re-address) a host: reach its agent, record its facts."""

@@ -68,3 +68,20 @@ def test_a_stopped_guest_seen_running_is_active_again(store, mocker):
     after = _poll(store, mocker, inst, "running", "2999-01-01T00:00:00Z")
     assert after["status"] == "ACTIVE"
     assert after["power_state"] == states.RUNNING
+
+
+def test_an_image_copy_to_a_host_that_dies_names_the_host(store, mocker):
+    """paramiko's SFTP raises a bare EOFError when the host goes away."""
+    from agent.transport.errors import HostUnreachable
+    store.upsert_host("h9", "198.18.0.9", facts={"vcpus": 1,
+                                                 "memory_mb": 512,
+                                                 "disk_gb": 1})
+    manager = hostsmod.HostManager(store)
+    mocker.patch.object(manager, "client")
+    mocker.patch.object(hostsmod.CONNECTIONS, "transport")
+    sftp = mocker.patch.object(hostsmod.paramiko.SFTPClient,
+                               "from_transport").return_value
+    sftp.put.side_effect = EOFError()
+    with pytest.raises(HostUnreachable,
+                       match="copying an image to h9 failed: EOFError"):
+        manager.upload("h9", "/images/img", "/cache/img.part")
