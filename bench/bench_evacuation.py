@@ -121,7 +121,7 @@ def one_round(lab, socket, victim, count):
         _wait(lambda: _state(socket, victim) != "up", 120,
               f"{victim} not seen down")
         detected = time.monotonic()
-        drover(socket, "host", "fence", victim)
+        drover(socket, "host", "fence", victim, "--wait")
         fenced = time.monotonic()
         report = json.loads(drover(socket, "host", "evacuate", victim,
                                    "--max-parallel", "6", "--wait", "-f",
