@@ -152,3 +152,14 @@ def new_findings(fleet, before, wait_s=60):
         if not new or time.monotonic() >= deadline:
             return new
         time.sleep(2)
+
+
+def wait_for(predicate, timeout, what):
+    """Poll ``predicate`` every 0.5 s until it is true (returns the
+    monotonic time then); AssertionError "``what`` within N s" if not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout} s")

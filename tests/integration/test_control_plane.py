@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import guest_status, wait_guest
+from helpers import guest_status, wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
 
@@ -162,15 +162,6 @@ def _host_state(fleet, name):
     return fleet.json("host", "show", name)["state"]
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
 def test_host_goes_down_without_its_agent_and_comes_back(fleet):
     host = sorted(fleet.hosts)[2]
     from agent.lab import fleet as lab_fleet
@@ -178,12 +169,12 @@ def test_host_goes_down_without_its_agent_and_comes_back(fleet):
     stopped = time.monotonic()
     try:
         # host_down_after is 6 s on the lab, polls every 2 s.
-        down = _wait_for(lambda: _host_state(fleet, host) == "down", 20,
+        down = wait_for(lambda: _host_state(fleet, host) == "down", 20,
                          f"{host} not marked down")
         assert down - stopped >= 4      # not on the first missed poll
     finally:
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
-    _wait_for(lambda: _host_state(fleet, host) == "up", 20,
+    wait_for(lambda: _host_state(fleet, host) == "up", 20,
               f"{host} not back up")
 
 
@@ -224,10 +215,10 @@ def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
         pid = _controller_pid(fleet)
         import os
         os.kill(pid, signal.SIGKILL)
-        _wait_for(lambda p=pid: not _alive(p), 10, "controller not dead")
+        wait_for(lambda p=pid: not _alive(p), 10, "controller not dead")
         fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
-    _wait_for(lambda: all(fleet.server(n)["task_state"] is None
+    wait_for(lambda: all(fleet.server(n)["task_state"] is None
                           for n in names), 120, "boots did not settle")
     records = {s["id"]: s for s in (fleet.server(n) for n in names)}
     assert {s["status"] for s in records.values()} == {"ACTIVE"}

@@ -1,20 +1,11 @@
 """A host whose agent is gone, on the real lab: its instances say so,
 deleting one of them works at once and is finished on the host when it
 returns, and a drain of it is refused."""
-import time
 
 import pytest
+from helpers import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def _host(fleet, name):
@@ -50,7 +41,7 @@ def test_a_dead_hosts_instances_delete_and_drain(fleet, servers):
 
     fleet.lab.stop_daemon(dead, lab_fleet.AGENT)
     try:
-        _wait_for(lambda: _host(fleet, dead)["state"] == "down", 30,
+        wait_for(lambda: _host(fleet, dead)["state"] == "down", 30,
                   f"{dead} not marked down")
         # Its guests still run in the host's libvirt; drover says it
         # cannot tell.
@@ -89,7 +80,7 @@ def test_a_dead_hosts_instances_delete_and_drain(fleet, servers):
     finally:
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
 
-    _wait_for(lambda: _host(fleet, dead)["state"] == "up", 60,
+    wait_for(lambda: _host(fleet, dead)["state"] == "up", 60,
               f"{dead} not back up")
     # The host counts as up only once its clean-ups are done.
     domains = fleet.domains(dead)
@@ -104,5 +95,5 @@ def test_a_dead_hosts_instances_delete_and_drain(fleet, servers):
     rows = {s["Name"]: s for s in fleet.json("server", "list")}
     assert rows["dh-live"]["Host Status"] == "UP"
     assert rows["dh-other"]["Host Status"] == "UP"
-    _wait_for(lambda: fleet.server("dh-live")["power_state"] == "Running",
+    wait_for(lambda: fleet.server("dh-live")["power_state"] == "Running",
               30, "dh-live's power state not synced again")

@@ -9,24 +9,14 @@ database by hand until ``host fence`` / ``host set --down`` (FENCE) are.
 """
 import sqlite3
 import threading
-import time
 
 import libvirt
 import pytest
 
 from coldmove import SHARED, entries, read_data, write_data
-from helpers import wait_guest
+from helpers import wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def _host(fleet, name):
@@ -135,7 +125,7 @@ def test_guests_evacuated_and_the_host_cleaned(fleet, servers):
 
     _power_loss(fleet, dead, [uuid, local["id"]])
     try:
-        _wait_for(lambda: _host(fleet, dead)["state"] == "down", 60,
+        wait_for(lambda: _host(fleet, dead)["state"] == "down", 60,
                   f"{dead} not marked down")
         # Down is not enough: unreachable hosts may still run guests.
         rc, _, err = fleet.cli("server", "evacuate", "ev-shared",
@@ -174,7 +164,7 @@ def test_guests_evacuated_and_the_host_cleaned(fleet, servers):
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
 
     try:
-        _wait_for(lambda: _host(fleet, dead)["state"] == "up", 90,
+        wait_for(lambda: _host(fleet, dead)["state"] == "up", 90,
                   f"{dead} not back up")
     finally:
         sampler.stop()
@@ -207,7 +197,7 @@ def test_a_host_declared_off_while_alive_keeps_its_guest(fleet, servers):
     booted = wait_guest(ip)["boot"]
     fleet.lab.stop_daemon(alive, lab_fleet.AGENT)
     try:
-        _wait_for(lambda: _host(fleet, alive)["state"] == "down", 60,
+        wait_for(lambda: _host(fleet, alive)["state"] == "down", 60,
                   f"{alive} not marked down")
         _fence_by_hand(fleet, alive)
         rc, out, err = fleet.cli("server", "evacuate", "ev-alive", "--wait",
@@ -225,7 +215,7 @@ def test_a_host_declared_off_while_alive_keeps_its_guest(fleet, servers):
         assert wait_guest(ip)["boot"] == booted          # never restarted
     finally:
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
-    _wait_for(lambda: _host(fleet, alive)["state"] == "up", 90,
+    wait_for(lambda: _host(fleet, alive)["state"] == "up", 90,
               f"{alive} not back up")
     assert fleet.domains(alive)[uuid] == "running"       # still its own
     assert read_data(ip) == written

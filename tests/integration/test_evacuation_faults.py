@@ -32,18 +32,9 @@ import time
 import pytest
 
 from coldmove import SHARED, entries, read_data, write_data
-from helpers import new_findings, wait_guest
+from helpers import new_findings, wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def _state(fleet, name):
@@ -111,7 +102,7 @@ def test_power_loss_guests_evacuated_and_the_host_reconciled(own_fleet):
     local_written = write_data(local["addresses"], 22)
 
     fleet.lab.host_stop(dead)
-    _wait_for(lambda: _state(fleet, dead) == "down", 60,
+    wait_for(lambda: _state(fleet, dead) == "down", 60,
               f"{dead} not marked down")
     fenced = fleet.json("host", "fence", dead, "--wait")
     assert fenced["state"] == "fenced", fenced
@@ -141,7 +132,7 @@ def test_power_loss_guests_evacuated_and_the_host_reconciled(own_fleet):
     sampler = Sampler(fleet, [uuid, local["id"]])
     try:
         fleet.lab.host_start(dead)
-        _wait_for(lambda: _state(fleet, dead) == "up", 120,
+        wait_for(lambda: _state(fleet, dead) == "up", 120,
                   f"{dead} not back up")
     finally:
         sampler.stop()
@@ -166,7 +157,7 @@ def test_network_cut_fenced_through_the_lab_agent(own_fleet):
     written = write_data(ip, 23)
 
     fleet.lab.link(cut, False)
-    _wait_for(lambda: _state(fleet, cut) == "down", 60,
+    wait_for(lambda: _state(fleet, cut) == "down", 60,
               f"{cut} not marked down")
     # Down, not fenced: it may still run the guest (it does).
     rc, out, err = fleet.cli("host", "evacuate", cut, "--wait",
@@ -192,7 +183,7 @@ def test_network_cut_fenced_through_the_lab_agent(own_fleet):
 
         fleet.lab.link(cut, True)
         fleet.lab.host_start(cut)
-        _wait_for(lambda: _state(fleet, cut) == "up", 120,
+        wait_for(lambda: _state(fleet, cut) == "up", 120,
                   f"{cut} not back up")
         time.sleep(3)           # a few samples of the host back up
     finally:
@@ -233,7 +224,7 @@ def _alive(pid):
 
 def _power_off_and_fence(fleet, host):
     fleet.lab.host_stop(host)
-    _wait_for(lambda: _state(fleet, host) == "down", 60,
+    wait_for(lambda: _state(fleet, host) == "down", 60,
               f"{host} not marked down")
     fenced = fleet.json("host", "fence", host, "--wait")
     assert fenced["state"] == "fenced", fenced
@@ -260,7 +251,7 @@ def _restart_controller(fleet):
             return True
         except Exception:
             return False
-    _wait_for(answers, 60, "the controller did not come back")
+    wait_for(answers, 60, "the controller did not come back")
 
 
 def test_controller_killed_mid_evacuation_resumes(own_fleet):
@@ -275,13 +266,13 @@ def test_controller_killed_mid_evacuation_resumes(own_fleet):
     sampler = Sampler(fleet, [uuid])
     try:
         fleet.call("server.evacuate", name="ck-shared")
-        _wait_for(lambda: _evacuations(fleet, "ck-shared"), 30,
+        wait_for(lambda: _evacuations(fleet, "ck-shared"), 30,
                   "no evacuation record")
         pid = _controller_pid(fleet)
         os.kill(pid, signal.SIGKILL)
-        _wait_for(lambda: not _alive(pid), 10, "controller not dead")
+        wait_for(lambda: not _alive(pid), 10, "controller not dead")
         _restart_controller(fleet)
-        _wait_for(lambda: fleet.server("ck-shared")["task_state"] is None,
+        wait_for(lambda: fleet.server("ck-shared")["task_state"] is None,
                   180, "the evacuation did not settle")
         moved = fleet.server("ck-shared")
         assert (moved["host"], moved["status"]) == (dest, "ACTIVE"), moved
@@ -291,7 +282,7 @@ def test_controller_killed_mid_evacuation_resumes(own_fleet):
         assert len(migs) == 1, migs
 
         fleet.lab.host_start(dead)
-        _wait_for(lambda: _state(fleet, dead) == "up", 120,
+        wait_for(lambda: _state(fleet, dead) == "up", 120,
                   f"{dead} not back up")
     finally:
         sampler.stop()
@@ -325,7 +316,7 @@ def test_no_capacity_the_returning_host_keeps_its_guest(own_fleet):
         sampler = Sampler(fleet, [uuid])
         try:
             fleet.lab.host_start(dead)
-            _wait_for(lambda: _state(fleet, dead) == "up", 120,
+            wait_for(lambda: _state(fleet, dead) == "up", 120,
                       f"{dead} not back up")
             assert fleet.domains(dead)[uuid] == "shutoff"  # kept, not run
             fleet.cli("server", "start", "nocap", "--wait")
@@ -352,17 +343,17 @@ def test_destination_powered_off_mid_evacuation_evacuated_again(own_fleet):
     fleet.cli("host", "disable", second)    # the first goes to ``first``
     try:
         fleet.call("server.evacuate", name="dd-shared")
-        _wait_for(lambda: fleet.json("server", "migration", "show",
+        wait_for(lambda: fleet.json("server", "migration", "show",
                                      "dd-shared")["dest_host"] == first,
                   60, f"no evacuation to {first}")
         fleet.lab.host_stop(first)
-        _wait_for(lambda: fleet.server("dd-shared")["task_state"] is None,
+        wait_for(lambda: fleet.server("dd-shared")["task_state"] is None,
                   300, "the evacuation did not settle")
         mig = fleet.json("server", "migration", "show", "dd-shared")
         assert mig["status"] in ("failed", "done"), mig     # not stuck
     finally:
         fleet.cli("host", "enable", second)
-    _wait_for(lambda: _state(fleet, first) == "down", 60,
+    wait_for(lambda: _state(fleet, first) == "down", 60,
               f"{first} not marked down")
     fleet.json("host", "fence", first, "--wait")
 
@@ -375,7 +366,7 @@ def test_destination_powered_off_mid_evacuation_evacuated_again(own_fleet):
         for host in (dead, first):
             fleet.lab.host_start(host)
         for host in (dead, first):
-            _wait_for(lambda h=host: _state(fleet, h) == "up", 120,
+            wait_for(lambda h=host: _state(fleet, h) == "up", 120,
                       f"{host} not back up")
     finally:
         sampler.stop()

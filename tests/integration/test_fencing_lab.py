@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from helpers import wait_for
+
 pytestmark = pytest.mark.integration
 
 SECRET = "lab-fence-s3cret"
@@ -63,15 +65,6 @@ def _agent(tmp_path, name, text):
     return str(path)
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
 def _host(fleet, name):
     return fleet.json("host", "show", name)
 
@@ -102,7 +95,7 @@ def test_set_down_and_up_through_the_cli(fleet):
         assert down["reason"] == "set down by the operator"
         # It answers, and stays down: the operator's word wins ...
         seen = down["last_seen"]
-        _wait_for(lambda: _host(fleet, name)["last_seen"] != seen, 30,
+        wait_for(lambda: _host(fleet, name)["last_seen"] != seen, 30,
                   f"{name} not polled")
         assert _host(fleet, name)["state"] == "down"
         assert _row(fleet, name)["Reason"] == "set down by the operator"
@@ -132,7 +125,7 @@ def test_set_down_and_up_through_the_cli(fleet):
         fleet.cli("server", "delete", "fx-never", "--wait", check=False)
         up = fleet.json("host", "set", "--up", name)
     assert not up["forced_down"]
-    _wait_for(lambda: _host(fleet, name)["state"] == "up", 30,
+    wait_for(lambda: _host(fleet, name)["state"] == "up", 30,
               f"{name} not back up")
     assert _host(fleet, name)["reason"] is None
 
@@ -208,7 +201,7 @@ def test_fence_powers_a_host_off_and_it_stays_fenced(own_fleet, tmp_path):
         lab_fleet.start(lab, image_path=None, progress=lambda m: None)
     # It answers again: reconciled (nothing was evacuated from it), then
     # up, as issue 9's fencing on return says; no operator needed.
-    _wait_for(lambda: _host(fleet, name)["state"] == "up", 90,
+    wait_for(lambda: _host(fleet, name)["state"] == "up", 90,
               f"{name} not back up")
     host = _host(fleet, name)
     assert host["fenced_at"] is None and not host["forced_down"]
@@ -261,5 +254,5 @@ def test_a_real_fence_agent_drives_the_fence(fleet):
         conn.close()
         fleet.cli("host", "set", name, "--no-fence", check=False)
         fleet.cli("host", "set", "--up", name, check=False)
-    _wait_for(lambda: _host(fleet, name)["state"] == "up", 30,
+    wait_for(lambda: _host(fleet, name)["state"] == "up", 30,
               f"{name} not back up")

@@ -6,7 +6,7 @@ The refusals (a host neither fenced nor set down, a local disk without
 """
 from agent.common.errors import InvalidInput
 from agent.controller.api.servers import operation
-from agent.controller.ops import host_evacuate
+from agent.controller.ops import host_evacuate, steps
 
 _evacuate = operation("evacuate", supersede=True)
 
@@ -29,7 +29,7 @@ def host_evacuate_report(svc, task_id):
     for step in svc.store.steps_get(task_id):
         if (step.get("data") or {}).get("report") is not None:
             return step["data"]["report"]
-    return host_evacuate.partial_report(svc.store, task)
+    return steps.host_report(svc.store, task)
 
 
 METHODS = {

@@ -5,7 +5,7 @@ Starting a live migration is ``server.migrate --live-migration``
 operation's precheck (agent.controller.ops.live_migrate.precheck).
 """
 from agent.common.errors import Conflict, InvalidInput
-from agent.controller.ops import drain, live_migrate
+from agent.controller.ops import drain, live_migrate, steps
 
 
 def _current(svc, name):
@@ -47,7 +47,7 @@ def host_drain_report(svc, task_id):
     for step in svc.store.steps_get(task_id):
         if (step.get("data") or {}).get("report") is not None:
             return step["data"]["report"]
-    return drain.partial_report(svc.store, task)
+    return steps.host_report(svc.store, task)
 
 
 METHODS = {

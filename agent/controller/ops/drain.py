@@ -13,15 +13,13 @@
 Resumed forward after a controller restart: live migrations still in
 flight are waited for, the rest started.
 """
-import time
 
-from agent.common.errors import Conflict, DroverError, InvalidInput
+from agent.common.errors import Conflict, InvalidInput
 from agent.controller import states
-from agent.controller.ops import live_migrate
+from agent.controller.ops import live_migrate, steps
 from agent.controller.tasks.workflow import Step, Workflow
 
 KIND = "drain"
-POLL_S = 0.5
 MOVABLE = (states.RUNNING, states.POWER_PAUSED)
 
 
@@ -49,73 +47,30 @@ def disable(ctx):
     ctx.progress(f"{ctx.params['host']} disabled")
 
 
-def _row(inst, result, dest=None, reason=None):
-    return {"Server": inst["name"], "Result": result, "Destination": dest,
-            "Reason": reason}
-
-
-def _live_task(store, inst):
-    """The unfinished live-migration task of ``inst``, if it has one."""
-    for task in store.list_tasks(instance_uuid=inst["uuid"],
-                                 unfinished=True):
-        if task["kind"] == live_migrate.KIND:
-            return task["id"]
-    return None
-
-
 def migrate_all(ctx):
     svc, host = ctx.services, ctx.params["host"]
-    limit = max(1, int(ctx.params.get("max_parallel") or 1))
     rows, queue = [], []
     for inst in svc.store.list_instances(host=host):
         if inst["vm_state"] in (states.ACTIVE, states.PAUSED) and \
                 inst["power_state"] in MOVABLE:
             queue.append(inst)
         else:
-            rows.append(_row(inst, "left behind", reason="not running "
-                             f"({states.status(inst['vm_state'])}); "
-                             "cold-migrate it"))
-    total, running = len(queue), {}
-    while queue or running:
+            rows.append(steps.report_row(
+                inst, "left behind", reason="not running "
+                f"({states.status(inst['vm_state'])}); cold-migrate it"))
+
+    def host_went_down():
         try:
             check_host(svc.store.get_host(host))
         except Conflict as err:
-            rows += [_row(i, "left behind", reason=str(err)) for i in queue]
-            queue = []
-        while queue and len(running) < limit:
-            inst = queue.pop(0)
-            task_id = _live_task(svc.store, inst)
-            if task_id is None:
-                try:
-                    _, task_id = svc.admission.submit("live-migrate",
-                                                      inst["uuid"])
-                except DroverError as err:
-                    rows.append(_row(inst, "left behind", reason=str(err)))
-                    continue
-            running[inst["uuid"]] = (inst, task_id)
-        for uuid, (inst, task_id) in list(running.items()):
-            task = svc.store.task_get(task_id)
-            if task["state"] == "done":
-                dest = svc.store.get_instance(uuid)["host"]
-                rows.append(_row(inst, "moved", dest))
-            elif task["state"] == "failed":
-                rows.append(_row(inst, "failed", reason=task["error"]))
-            else:
-                continue
-            del running[uuid]
-        moved = sum(r["Result"] == "moved" for r in rows)
-        failed = sum(r["Result"] == "failed" for r in rows)
-        ctx.progress(f"{moved}/{total} moved, {failed} failed, "
-                     f"{len(running)} migrating, {len(queue)} waiting")
-        if queue or running:
-            time.sleep(POLL_S)
-    return {"report": rows}
+            return str(err)
+        return None
 
-
-def partial_report(store, task):
-    """The report of a drain still running: its host's instances."""
-    return [_row(i, "on host") for i in
-            store.list_instances(host=task["params"]["host"])]
+    def start(inst):
+        return svc.admission.submit("live-migrate", inst["uuid"])[1]
+    return {"report": steps.run_children(
+        ctx, queue, rows, live_migrate.KIND, start, ("moved", "migrating"),
+        stop=host_went_down)}
 
 
 def workflow(params):

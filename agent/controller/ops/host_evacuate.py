@@ -15,15 +15,13 @@ reconciled (agent.controller.return_host), and an operator's disable is
 kept then.  Resumed forward after a controller restart: evacuations in
 flight are waited for (the report then lists only this run's).
 """
-import time
 
-from agent.common.errors import Conflict, DroverError, InvalidInput
+from agent.common.errors import Conflict, InvalidInput
 from agent.controller import fencing
-from agent.controller.ops import evacuate
+from agent.controller.ops import evacuate, steps
 from agent.controller.tasks.workflow import Step, Workflow
 
 KIND = "host_evacuate"
-POLL_S = 0.5
 
 
 def check_host(host):
@@ -51,22 +49,8 @@ def triage(inst, rebuild):
     return None
 
 
-def _row(inst, result, dest=None, reason=None):
-    return {"Server": inst["name"], "Result": result, "Destination": dest,
-            "Reason": reason}
-
-
-def _evacuation_task(store, inst):
-    for task in store.list_tasks(instance_uuid=inst["uuid"],
-                                 unfinished=True):
-        if task["kind"] == evacuate.KIND:
-            return task["id"]
-    return None
-
-
 def evacuate_all(ctx):
     svc, host = ctx.services, ctx.params["host"]
-    limit = max(1, int(ctx.params.get("max_parallel") or 1))
     rebuild = ctx.params.get("rebuild", False)
     rows, queue = [], []
     for inst in svc.store.list_instances(host=host):
@@ -74,44 +58,13 @@ def evacuate_all(ctx):
         if why is None:
             queue.append(inst)
         else:
-            rows.append(_row(inst, "left behind", reason=why))
-    total, running = len(queue), {}
-    while queue or running:
-        while queue and len(running) < limit:
-            inst = queue.pop(0)
-            task_id = _evacuation_task(svc.store, inst)
-            if task_id is None:
-                try:
-                    _, task_id = svc.admission.submit(
-                        "evacuate", inst["uuid"], supersede=True,
-                        rebuild=rebuild)
-                except DroverError as err:
-                    rows.append(_row(inst, "left behind", reason=str(err)))
-                    continue
-            running[inst["uuid"]] = (inst, task_id)
-        for uuid, (inst, task_id) in list(running.items()):
-            task = svc.store.task_get(task_id)
-            if task["state"] == "done":
-                rows.append(_row(inst, "evacuated",
-                                 svc.store.get_instance(uuid)["host"]))
-            elif task["state"] in ("failed", "superseded"):
-                rows.append(_row(inst, "failed", reason=task["error"]))
-            else:
-                continue
-            del running[uuid]
-        done = sum(r["Result"] == "evacuated" for r in rows)
-        failed = sum(r["Result"] == "failed" for r in rows)
-        ctx.progress(f"{done}/{total} evacuated, {failed} failed, "
-                     f"{len(running)} evacuating, {len(queue)} waiting")
-        if queue or running:
-            time.sleep(POLL_S)
-    return {"report": rows}
+            rows.append(steps.report_row(inst, "left behind", reason=why))
 
-
-def partial_report(store, task):
-    """The report of a host evacuation still running."""
-    return [_row(i, "on host") for i in
-            store.list_instances(host=task["params"]["host"])]
+    def start(inst):
+        return svc.admission.submit("evacuate", inst["uuid"],
+                                    supersede=True, rebuild=rebuild)[1]
+    return {"report": steps.run_children(
+        ctx, queue, rows, evacuate.KIND, start, ("evacuated", "evacuating"))}
 
 
 def workflow(params):

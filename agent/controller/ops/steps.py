@@ -6,6 +6,7 @@ under which an earlier step put the host's name in the context: "host"
 evacuation build their workflows from the same pieces.
 """
 import logging
+import time
 
 from agent.common.errors import DroverError, HostGone, one_line
 from agent.controller import images, states
@@ -13,6 +14,7 @@ from agent.controller.ops import common
 from agent.transport.errors import HostUnreachable
 
 LOG = logging.getLogger(__name__)
+HOST_OPERATION_POLL_S = 0.5     # how often a host operation looks at its tasks
 
 
 # -- records -------------------------------------------------------------
@@ -168,3 +170,73 @@ def leftover(ctx, *remove):
                                            deleted=True)
     return {"uuid": inst["uuid"], "storage": inst["storage"],
             "remove": list(remove)}
+
+
+# -- host operations: one child task per instance --------------------------
+
+def report_row(inst, result, dest=None, reason=None):
+    """A row of a host operation's report (drain, host evacuate)."""
+    return {"Server": inst["name"], "Result": result, "Destination": dest,
+            "Reason": reason}
+
+
+def host_report(store, task):
+    """The report of a host operation still running: its host's
+    instances."""
+    return [report_row(i, "on host") for i in
+            store.list_instances(host=task["params"]["host"])]
+
+
+def _unfinished(store, inst, kind):
+    for task in store.list_tasks(instance_uuid=inst["uuid"],
+                                 unfinished=True):
+        if task["kind"] == kind:
+            return task["id"]
+    return None
+
+
+def run_children(ctx, queue, rows, kind, submit, words, stop=None):
+    """Run one task of ``kind`` per instance of ``queue``,
+    ``ctx.params["max_parallel"]`` at a time, and add each outcome to
+    ``rows`` (report_row).  An unfinished task of ``kind`` on the
+    instance (the parent was resumed) is waited for; else ``submit(inst)``
+    starts one and returns its id, and its refusal leaves the instance
+    behind.  ``stop()``: a reason to leave the rest of the queue behind,
+    or None.  ``words``: (done, doing) for the report and the progress,
+    e.g. ("moved", "migrating").  Returns ``rows``."""
+    store, (done_word, doing_word) = ctx.services.store, words
+    limit = max(1, int(ctx.params.get("max_parallel") or 1))
+    queue, total, running = list(queue), len(queue), {}
+    while queue or running:
+        why = stop() if stop is not None else None
+        if why:
+            rows += [report_row(i, "left behind", reason=why) for i in queue]
+            queue = []
+        while queue and len(running) < limit:
+            inst = queue.pop(0)
+            task_id = _unfinished(store, inst, kind)
+            if task_id is None:
+                try:
+                    task_id = submit(inst)
+                except DroverError as err:
+                    rows.append(report_row(inst, "left behind",
+                                           reason=str(err)))
+                    continue
+            running[inst["uuid"]] = (inst, task_id)
+        for uuid, (inst, task_id) in list(running.items()):
+            task = store.task_get(task_id)
+            if task["state"] == "done":
+                rows.append(report_row(inst, done_word,
+                                       store.get_instance(uuid)["host"]))
+            elif task["state"] in ("failed", "superseded"):
+                rows.append(report_row(inst, "failed", reason=task["error"]))
+            else:
+                continue
+            del running[uuid]
+        done = sum(r["Result"] == done_word for r in rows)
+        failed = sum(r["Result"] == "failed" for r in rows)
+        ctx.progress(f"{done}/{total} {done_word}, {failed} failed, "
+                     f"{len(running)} {doing_word}, {len(queue)} waiting")
+        if queue or running:
+            time.sleep(HOST_OPERATION_POLL_S)
+    return rows
