@@ -2,6 +2,8 @@
 models."""
 import sqlite3
 
+import pytest
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -53,9 +55,13 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
         store.close()
 
 
-def test_0002_keeps_the_hosts_of_a_0001_database(tmp_path):
+@pytest.mark.parametrize("older", ["0001", "0002", "0003"])
+def test_an_upgrade_keeps_the_hosts_of_an_older_database(tmp_path, older):
+    """A host recorded before host status (0002), task ownership (0003)
+    and fencing (0004) comes through the upgrade up, with nothing of the
+    new columns set."""
     url = f"sqlite:///{tmp_path}/drover.db"
-    upgrade(url, "0001")
+    upgrade(url, older)
     db = sqlite3.connect(tmp_path / "drover.db")
     db.execute("INSERT INTO hosts (name, address, enabled, state, vcpus, "
                "memory_mb, disk_gb, vcpus_used, memory_mb_used, "
@@ -68,6 +74,8 @@ def test_0002_keeps_the_hosts_of_a_0001_database(tmp_path):
     try:
         host = store.get_host("h1")
         assert host["state"] == "up" and host["down_reason"] is None
+        assert (host["forced_down"], host["fence_agent"],
+                host["fenced_at"]) == (False, None, None)
         assert store.list_cleanups() == []
     finally:
         store.close()

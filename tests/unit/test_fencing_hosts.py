@@ -2,7 +2,6 @@
 fenced however well it answers, a host set down stays down for the
 scheduler and host_status, ``host set --up`` is refused while
 evacuations are unfinished and does not mark an unreachable host up."""
-import sqlite3
 import types
 
 import pytest
@@ -113,26 +112,6 @@ def test_set_up_is_refused_while_evacuations_are_unfinished(svc, status,
         assert svc.store.get_host("h1")["forced_down"]
     else:
         assert not hosts_api.host_set_up(svc, "h1")["forced_down"]
-
-
-def test_0004_keeps_the_hosts_of_a_0003_database(tmp_path):
-    url = f"sqlite:///{tmp_path}/old.db"
-    upgrade(url, "0003")
-    db = sqlite3.connect(tmp_path / "old.db")
-    db.execute("INSERT INTO hosts (name, address, enabled, state, vcpus, "
-               "memory_mb, disk_gb, vcpus_used, memory_mb_used, "
-               "disk_gb_used, created_at) VALUES ('h1', '198.18.0.1', 1, "
-               "'up', 8, 4096, 40, 0, 0, 0, '2026-12-01 07:00:00')")
-    db.commit()
-    db.close()
-    upgrade(url)
-    store = Store(url)
-    try:
-        host = store.get_host("h1")
-        assert (host["state"], host["forced_down"], host["fence_agent"],
-                host["fenced_at"]) == ("up", False, None, None)
-    finally:
-        store.close()
 
 
 # -- the CLI's own refusals ---------------------------------------------------
