@@ -9,12 +9,12 @@ from oslo_config import cfg
 from agent.common.errors import InvalidInput, one_line
 
 from agent.conf import (agent_opts, compute, controller, default, fencing,
-                        lab, libvirt, migration, scheduler, ssh)
+                        ha, lab, libvirt, migration, scheduler, ssh)
 
 CONF = cfg.CONF
 
 _MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
-            migration, fencing, lab)
+            migration, fencing, ha, lab)
 
 
 def register_opts(conf):
