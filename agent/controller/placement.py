@@ -21,8 +21,7 @@ def place(store, flavor, consumer, instance_uuid, **request_args):
     held = store.list_allocations(consumer=consumer)
     if held:
         return held[0]["host"]
-    decision = select(request_for(flavor, **request_args),
-                      store.host_states())
+    decision = choose(store, request_for(flavor, **request_args))
     lost = []
     for host in decision.hosts:
         try:
@@ -32,6 +31,16 @@ def place(store, flavor, consumer, instance_uuid, **request_args):
         except ClaimFailed as err:
             lost.append(str(err))
     raise NoValidHost(decision, "; ".join(lost))
+
+
+def choose(store, request):
+    """select() over the hosts the request may use (the store narrows its
+    read to them, scheduler.prefilter); when none passes, over every host,
+    so that NoValidHost says why each was rejected."""
+    try:
+        return select(request, store.host_states(request))
+    except NoValidHost:
+        return select(request, store.host_states())
 
 
 def explain(store, flavor, **request_args):

@@ -24,7 +24,7 @@ changes Conflict.  The methods, by area:
 - instances (instances.py): create_instance, get_instance,
   list_instances, update_instance, start_operation, mark_instance_deleted
 - placement (placement.py): claim, release, move_allocations,
-  list_allocations, host_usage, host_states
+  list_allocations, host_usage; host_states.py: host_states
 - migrations (migration_records.py): create_migration, update_migration,
   get_migration, list_migrations
 - actions (actions.py): start_action, finish_action, start_event,
@@ -37,6 +37,7 @@ from agent.controller.db.actions import ActionsMixin
 from agent.controller.db.aggregates import AggregatesMixin
 from agent.controller.db.catalog import CatalogMixin
 from agent.controller.db.cleanups import CleanupsMixin
+from agent.controller.db.host_states import HostStatesMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
 from agent.controller.db.migration_records import MigrationsMixin
@@ -48,8 +49,8 @@ __all__ = ["ClaimFailed", "Store"]
 
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
-            PlacementMixin, MigrationsMixin, ActionsMixin, TasksMixin,
-            CleanupsMixin):
+            PlacementMixin, HostStatesMixin, MigrationsMixin, ActionsMixin,
+            TasksMixin, CleanupsMixin):
     def __init__(self, url):
         self.db = Database(url)
 

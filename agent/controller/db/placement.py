@@ -6,19 +6,13 @@ database lock on SQLite (BEGIN IMMEDIATE) or the host's row lock elsewhere
 (SELECT ... FOR UPDATE), so concurrent claims, from threads or processes,
 never promise a host more than its limits.
 """
-from collections import defaultdict
-
 from sqlalchemy import func, select
 
 from agent.common.errors import Conflict
-from agent.conf import CONF
 from agent.controller.db import validate
-from agent.controller.db.aggregates import AZ_KEY
-from agent.controller.db.models import (Aggregate, AggregateHost,
-                                        AggregateMetadata, Allocation, Host)
+from agent.controller.db.models import Allocation, Host
 from agent.controller.db.session import one
-from agent.controller.scheduler.hoststate import (HostState, Policy,
-                                                  host_limits)
+from agent.controller.scheduler.hoststate import Policy, host_limits
 
 RESOURCES = ("vcpus", "ram_mb", "disk_gb")
 _UNITS = {"vcpus": "vCPUs", "ram_mb": "MB RAM", "disk_gb": "GB disk"}
@@ -118,53 +112,3 @@ class PlacementMixin:
         """{vcpus, ram_mb, disk_gb} allocated on ``host``."""
         with self.db.read() as s:
             return _usage(s, host)
-
-    def host_states(self):
-        """Every host as a scheduler HostState (allocations summed, zone and
-        aggregate metadata merged; hosts of the same aggregates share one
-        read-only metadata dict)."""
-        default_zone = CONF.scheduler.default_availability_zone
-        with self.db.read() as s:
-            conn = s.connection()
-            hosts = conn.execute(select(
-                Host.id, Host.name, Host.state, Host.enabled,
-                Host.disabled_reason, Host.vcpus, Host.memory_mb,
-                Host.disk_gb).order_by(Host.name)).all()
-            used = {h: rest for h, *rest in conn.execute(
-                select(Allocation.host,
-                       *(func.sum(getattr(Allocation, r))
-                         for r in RESOURCES))
-                .group_by(Allocation.host))}
-            agg_names = dict(conn.execute(select(Aggregate.id,
-                                                 Aggregate.name)).all())
-            agg_meta = defaultdict(dict)
-            for agg_id, key, value in conn.execute(select(
-                    AggregateMetadata.aggregate_id, AggregateMetadata.key,
-                    AggregateMetadata.value)):
-                agg_meta[agg_id][key] = value
-            member = defaultdict(list)
-            for host_id, agg_id in conn.execute(select(
-                    AggregateHost.host_id, AggregateHost.aggregate_id)):
-                member[host_id].append(agg_id)
-        merged = {}     # tuple of aggregate ids -> (names, metadata, zone)
-        states = []
-        for h in hosts:
-            aggs = tuple(sorted(member.get(h.id, ())))
-            if aggs not in merged:
-                meta = defaultdict(set)
-                for agg_id in aggs:
-                    for key, value in agg_meta[agg_id].items():
-                        meta[key].add(value)
-                meta = {k: frozenset(v) for k, v in meta.items()}
-                zone = next(iter(meta.get(AZ_KEY, ())), default_zone)
-                names = tuple(sorted(agg_names[a] for a in aggs))
-                merged[aggs] = (names, meta, zone)
-            names, meta, zone = merged[aggs]
-            v, r, d = used.get(h.name, (0, 0, 0))
-            states.append(HostState(
-                name=h.name, up=h.state == "up", enabled=h.enabled,
-                disabled_reason=h.disabled_reason, vcpus=h.vcpus,
-                memory_mb=h.memory_mb, disk_gb=h.disk_gb, vcpus_alloc=v,
-                ram_mb_alloc=r, disk_gb_alloc=d, availability_zone=zone,
-                aggregates=names, metadata=meta))
-        return states

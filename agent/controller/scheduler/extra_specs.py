@@ -10,6 +10,8 @@ Nova's operators:
 """
 import operator
 
+SCOPE = "aggregate_instance_extra_specs"
+
 _STRING = {"s==": operator.eq, "s!=": operator.ne, "s>=": operator.ge,
            "s<=": operator.le, "s<": operator.lt, "s>": operator.gt}
 _NUMERIC = {"=": operator.ge, "==": operator.eq, "!=": operator.ne,
@@ -43,3 +45,32 @@ def matches(value, requirement):
         return have is not None and want is not None and \
             _NUMERIC[op](have, want)
     return value == requirement.strip()
+
+
+def exact(requirement):
+    """The one value ``requirement`` is equal to (as ``matches`` reads
+    it), or None when it uses an operator."""
+    words = requirement.split()
+    if not words:
+        return requirement
+    op, rest = words[0], words[1:]
+    if op in ("<or>", "<in>", "<all-in>") or (op in _STRING and rest) or \
+            (op in _NUMERIC and len(rest) == 1):
+        return None
+    return requirement.strip()
+
+
+def scoped(properties):
+    """The (key, requirement) pairs of flavor ``properties`` that
+    aggregate metadata must match: ``aggregate_instance_extra_specs:KEY``
+    and unscoped ``KEY``; other scopes (``hw:``, ``quota:``) are not
+    ours."""
+    pairs = []
+    for key, want in properties.items():
+        scope, sep, bare = key.partition(":")
+        if sep:
+            if scope != SCOPE:
+                continue
+            key = bare
+        pairs.append((key, str(want)))
+    return tuple(pairs)

@@ -3,9 +3,10 @@ passes, else the reason (short, for the operator) it cannot take the
 request.  ``FILTERS`` is the order they run in (cheapest first).
 """
 from agent.controller.scheduler.extra_specs import matches
-from agent.controller.scheduler.hoststate import host_limits
 
-EXTRA_SPECS_SCOPE = "aggregate_instance_extra_specs"
+# They run for every host of the fleet on every placement (10,000 hosts
+# within the 50 ms of a placement): no objects made per host, and what
+# depends on the request alone is computed once, on the request.
 
 
 def force_host(host, request, policy):
@@ -37,8 +38,10 @@ def availability_zone(host, request, policy):
 
 
 def ram(host, request, policy):
-    limits = host_limits(host.vcpus, host.memory_mb, host.disk_gb, policy)
-    free = limits.ram_mb - host.ram_mb_alloc
+    """As host_limits: (total - reserved) x ratio, less what is allocated."""
+    usable = host.memory_mb - policy.reserved_host_memory_mb
+    free = (usable if usable > 0 else 0) * policy.ram_allocation_ratio \
+        - host.ram_mb_alloc
     if request.ram_mb > free:
         return f"{_n(free)} MB RAM free, {request.ram_mb} MB needed"
     return None
@@ -67,16 +70,14 @@ def aggregate_extra_specs(host, request, policy):
     properties with another scope (``hw:...``, ``quota:...``) are ignored.
     Hosts may carry metadata the flavor does not ask for.
     """
-    for key, want in request.properties.items():
-        scope, sep, bare = key.partition(":")
-        if sep:
-            if scope != EXTRA_SPECS_SCOPE:
-                continue
-            key = bare
+    for key, want in request.aggregate_specs:
         have = host.metadata.get(key)
         if not have:
             return f"no aggregate metadata {key}"
-        if not any(matches(v, str(want)) for v in have):
+        for value in have:
+            if matches(value, want):
+                break
+        else:
             return f"aggregate metadata {key} is not {want}"
     return None
 

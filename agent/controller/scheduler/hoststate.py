@@ -4,6 +4,7 @@ pure functions."""
 from dataclasses import dataclass, field
 
 from agent.conf import CONF
+from agent.controller.scheduler.extra_specs import scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,12 @@ class Request:
     availability_zone: str | None = None
     ignore_hosts: frozenset = frozenset()
     force_host: str | None = None
+    # Derived from ``properties``, once (filters run per host).
+    aggregate_specs: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "aggregate_specs",
+                           scoped(self.properties))
 
     @classmethod
     def for_flavor(cls, flavor, **kwargs):

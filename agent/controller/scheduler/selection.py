@@ -1,5 +1,6 @@
 """Placement: filter, weigh, explain."""
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from agent.common.errors import DroverError
 from agent.controller.scheduler.filters import FILTERS
@@ -9,14 +10,12 @@ from agent.controller.scheduler.weighers import weigh
 SHOWN_PER_FILTER = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):      # tuples: cheap to make by thousands
     host: str
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
     filter: str
     reason: str
 
@@ -63,12 +62,13 @@ def select(request, hosts, policy=None):
     ``policy`` defaults to Policy.from_conf()."""
     policy = policy or Policy.from_conf()
     decision = Decision()
+    rejected = decision.rejected
     passed = []
     for host in hosts:
         for name, check in FILTERS:
             reason = check(host, request, policy)
             if reason is not None:
-                decision.rejected[host.name] = Rejection(name, reason)
+                rejected[host.name] = Rejection(name, reason)
                 break
         else:
             passed.append(host)
