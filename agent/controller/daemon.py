@@ -15,7 +15,7 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.controller import api, periodic
+from agent.controller import api, metrics, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
@@ -46,6 +46,7 @@ def build():
 
 def serve():
     svc = build()
+    metrics_server = metrics.start(svc.store, CONF.controller.metrics_listen)
     svc.hosts.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
@@ -64,6 +65,8 @@ def serve():
     stop.wait()
     systemd.notify("STOPPING=1")
     server.stop()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     svc.hosts.close()
     svc.engine.shutdown(wait=False)
     return 0

@@ -10,6 +10,7 @@ import contextlib
 import os
 import pathlib
 import shutil
+import socket
 import sys
 import time
 
@@ -73,6 +74,20 @@ def agent_conf(lab, host):
                             "reported_disk_gb": HOST_DISK_GB}})
 
 
+def metrics_listen(lab):
+    """127.0.0.1:PORT of the lab controller's metrics endpoint: the one
+    its conf already names (the controller may be running), else a free
+    port."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(lab.lab_dir, "controller", "controller.conf"))
+    listen = parser.get("controller", "metrics_listen", fallback="")
+    if listen:
+        return listen
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
 def controller_conf(lab):
     ssh = lab.controller_ssh
     first, last = lab.plan.guest_range
@@ -85,7 +100,8 @@ def controller_conf(lab):
             "image_store_path": os.path.join(cdir, "images"),
             "poll_interval": 2, "host_down_after": 6,
             "guest_network": str(lab.plan.network),
-            "guest_address_range": f"{first}-{last}"},
+            "guest_address_range": f"{first}-{last}",
+            "metrics_listen": metrics_listen(lab)},
         "ssh": {"user": ssh["user"], "private_key": ssh["private_key"],
                 "known_hosts": ssh["known_hosts"],
                 "relay_command": f"{_python()} -m agent.host.daemon relay"},

@@ -29,6 +29,8 @@ changes Conflict.  The methods, by area:
   get_migration, list_migrations
 - actions (actions.py): start_action, finish_action, start_event,
   finish_event, list_actions
+- metrics (metrics_reads.py): count_hosts, count_instances, tasks_after,
+  migrations_after
 - task log (tasks.py): task_create, task_get, tasks_unfinished,
   list_tasks, task_finish, task_progress, steps_get, step_started,
   step_done, step_failed, step_undone
@@ -40,6 +42,7 @@ from agent.controller.db.cleanups import CleanupsMixin
 from agent.controller.db.host_states import HostStatesMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
+from agent.controller.db.metrics_reads import MetricsMixin
 from agent.controller.db.migration_records import MigrationsMixin
 from agent.controller.db.placement import ClaimFailed, PlacementMixin
 from agent.controller.db.session import Database
@@ -50,7 +53,7 @@ __all__ = ["ClaimFailed", "Store"]
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
             PlacementMixin, HostStatesMixin, MigrationsMixin, ActionsMixin,
-            TasksMixin, CleanupsMixin):
+            TasksMixin, CleanupsMixin, MetricsMixin):
     def __init__(self, url):
         self.db = Database(url)
 
