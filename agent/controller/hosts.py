@@ -26,8 +26,12 @@ def _now():
 
 
 class HostManager:
-    def __init__(self, store):
+    """``connections``: how agents are reached (ssh.CONNECTIONS; a
+    simulated fleet's agent.transport.unix.UnixConnections)."""
+
+    def __init__(self, store, connections=CONNECTIONS):
         self.store = store
+        self.connections = connections
         self._clients = {}
         self._lock = threading.Lock()
         self._last_ok = {}
@@ -52,7 +56,8 @@ class HostManager:
         with self._lock:
             client = self._clients.get(name)
             if client is None:
-                client = AgentClient(name, host["address"])
+                client = AgentClient(name, host["address"],
+                                     connections=self.connections)
                 self._clients[name] = client
         return client
 
@@ -65,8 +70,8 @@ class HostManager:
         record = self.store.get_host(host)
         self.client(host)       # holds the shared SSH connection open
         try:
-            transport = CONNECTIONS.transport(host, record["address"],
-                                              CONF.ssh.port)
+            transport = self.connections.transport(
+                host, record["address"], CONF.ssh.port)
             sftp = paramiko.SFTPClient.from_transport(transport)
             try:
                 sftp.put(local_path, remote_path)
@@ -84,7 +89,7 @@ class HostManager:
             old = self._clients.pop(name, None)
         if old is not None:
             old.close()
-        client = AgentClient(name, address)
+        client = AgentClient(name, address, connections=self.connections)
         asked = self.now()
         try:
             facts = client.call("host.facts", timeout=30)
@@ -135,12 +140,17 @@ class HostManager:
         with ThreadPoolExecutor(max_workers=8,
                                 thread_name_prefix="poll") as pool:
             while not self._stop.is_set():
-                started = time.monotonic()
-                names = [h["name"] for h in self.store.list_hosts()]
-                list(pool.map(self.poll_host, names))
-                spent = time.monotonic() - started
+                spent = self.poll_cycle(pool)
                 self._stop.wait(max(0.1, CONF.controller.poll_interval
                                     - spent))
+
+    def poll_cycle(self, pool):
+        """Poll every host once with ``pool``'s threads; the seconds it
+        took (a cycle longer than [controller] poll_interval runs late)."""
+        started = time.monotonic()
+        names = [h["name"] for h in self.store.list_hosts()]
+        list(pool.map(self.poll_host, names))
+        return time.monotonic() - started
 
     def poll_host(self, name):
         """Ask one agent for its facts; mark the host down after
