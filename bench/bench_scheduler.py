@@ -8,7 +8,7 @@ Columns, milliseconds, median and spread (max - min) of --runs runs:
 - ``place``: what an operation does per placement
   (agent.controller.placement.place): read the host states the request
   may use from the store, filter, weigh, claim the best host atomically
-  (the claim is released after each run);
+  (the claim is released after each run, untimed);
 - ``any host``: reading every host and selecting, as for a request with
   no zone and no aggregate properties (nothing narrows the read: the
   worst case).
@@ -93,21 +93,26 @@ def load_store(url, hosts):
     return store
 
 
-def timed(fn, runs):
-    """(median, spread) of ``runs`` runs of ``fn``, in ms."""
+def timed(fn, runs, after=None):
+    """(median, spread) of ``runs`` runs of ``fn``, in ms; ``after()``
+    runs after each, untimed."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
+        if after is not None:
+            after()
     return statistics.median(times), max(times) - min(times)
 
 
 def place_once(store):
-    host = placement.place(store, FLAVOR, "bench-consumer",
+    return placement.place(store, FLAVOR, "bench-consumer",
                            "bench-consumer", availability_zone=ZONE)
+
+
+def release(store):
     store.release("bench-consumer")
-    return host
 
 
 def store_columns(url, hosts, runs, wipe=None):
@@ -116,7 +121,9 @@ def store_columns(url, hosts, runs, wipe=None):
     store = load_store(url, hosts)
     try:
         place_once(store)       # warm: compiled statements, connections
-        place = timed(lambda: place_once(store), runs)
+        release(store)
+        place = timed(lambda: place_once(store), runs,
+                      after=lambda: release(store))
         anyhost = timed(lambda: select(ANY, store.host_states(), POLICY),
                         runs)
         found = len(select(REQUEST, store.host_states(REQUEST),
