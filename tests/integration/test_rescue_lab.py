@@ -80,7 +80,7 @@ def test_rescue_repairs_a_guest_that_cannot_boot(fleet, servers):
                            f"write -z 0 {SECTOR}", f"{LOCAL}/{uuid}/disk"])
     assert fleet.json("server", "start", name, "--wait")["status"] == \
         "ACTIVE"
-    time.sleep(8)                       # a good guest answers in ~3 s
+    time.sleep(6)                       # a good guest answers in ~3 s
     assert heartbeats(fleet, name) == {first_boot}
     with pytest.raises(OSError):
         guest_get(ip, "/cgi-bin/status", timeout=2)
@@ -162,6 +162,15 @@ def _controller_pid(fleet):
     raise AssertionError("no controller")
 
 
+def _agent_pid(fleet, host):
+    from agent.lab import fleet as lab_fleet
+    index = fleet.lab.plan.resolve(host).index
+    for d in fleet.lab._state()["daemons"]:
+        if d["name"] == lab_fleet.AGENT and d["host"] == index:
+            return d["pid"]
+    raise AssertionError(f"no agent on {host}")
+
+
 def _restart_controller(fleet, kill=True, options=None):
     from agent.lab import fleet as lab_fleet
     if kill:
@@ -196,8 +205,18 @@ def test_controller_killed_mid_rescue_and_unrescue_then_rescue_timeout(
     assert guest_get(ip, "/cgi-bin/data-read?disk=vdb", timeout=60) == \
         written
 
-    task = fleet.call("server.unrescue", name=name)["task_id"]
-    _kill_at(fleet, task, "stopping the rescue system")
+    # The rescue system's destroy is quicker than a poll: hold the
+    # agent's answer (SIGSTOP) so the controller dies while it waits.
+    agent = _agent_pid(fleet, host)
+    os.kill(agent, signal.SIGSTOP)
+    try:
+        task = fleet.call("server.unrescue", name=name)["task_id"]
+        wait_for(lambda: fleet.call("task.show", id=task)["progress"]
+                 == "stopping the rescue system", 30, "unrescue started")
+        os.kill(_controller_pid(fleet), signal.SIGKILL)
+    finally:
+        os.kill(agent, signal.SIGCONT)
+    _restart_controller(fleet, kill=False)
     assert fleet.wait_task(task)["state"] == "done"
     assert fleet.server(name)["status"] == "ACTIVE"
     assert read_data(ip) == written
