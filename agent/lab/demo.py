@@ -247,7 +247,9 @@ class Demo:
         return names
 
 
-    def rescue(self, name):
+    def rescue(self, names):
+        name = next(n for n in names if self.call(
+            "server.show", name=n)["status"] == "ACTIVE")
         say(f"rescue {name}: a rescue system booted with its own disk "
             "attached (vdb), then unrescue; data area checked")
         ip = self.call("server.show", name=name)["addresses"]
@@ -280,7 +282,7 @@ def run(lab, count, image_path, progress=print):
     demo.cold_moves(names)
     names = demo.live_moves(names)
     names += demo.evacuation()
-    demo.rescue(names[0])
+    demo.rescue(names)
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)
