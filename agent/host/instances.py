@@ -96,13 +96,17 @@ class Instances:
     def rescue_cleanup(self, uuid, storage):
         """Remove the rescue overlay; absent: False.  Conflict while the
         domain runs from it."""
-        path = idir(uuid, storage).file(RESCUE_DISK)
+        d = idir(uuid, storage)
+        path = d.file(RESCUE_DISK)
         self._refuse_if_booted_from(uuid, path)
         try:
             path.unlink()
+            removed = True
         except FileNotFoundError:
-            return {"removed": False}
-        return {"removed": True}
+            removed = False
+        if d.exists():
+            d.drop_disk_format(RESCUE_DISK)
+        return {"removed": removed}
 
     def _refuse_if_booted_from(self, uuid, path):
         state = domains.state(self.conn, uuid)

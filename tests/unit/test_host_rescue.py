@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from agent.common.disk import DiskInfo
-from agent.common.errors import Conflict
+from agent.common.errors import Conflict, NotFound
 from agent.conf import CONF
 from agent.host import instances
 
@@ -83,3 +83,7 @@ def test_overlay_kept_while_the_domain_runs_from_it(agent):
     assert inst.rescue_cleanup(UUID, "local") == {"removed": True}
     assert inst.rescue_cleanup(UUID, "local") == {"removed": False}
     assert d.disk.read_text() == "own"
+    assert not d.file("disk.rescue").exists()
+    assert d.disk_format() == "qcow2"
+    with pytest.raises(NotFound):
+        d.disk_format("disk.rescue")
