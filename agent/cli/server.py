@@ -1,4 +1,5 @@
-"""drover server create|list|show|delete|stop|start|reboot, server event
+"""drover server create|list|show|delete|stop|start|reboot|rescue|
+unrescue, server event
 list, server console log (migrate, resize: agent.cli.migrate; evacuate:
 agent.cli.evacuate)"""
 from agent.cli.common import finish, parse_properties, subcommand
@@ -24,6 +25,8 @@ def _create(c, a):
 def _action(method, what):
     def run(c, a):
         extra = {"hard": a.hard} if hasattr(a, "hard") else {}
+        if getattr(a, "image", None):
+            extra["image"] = a.image
         return finish(c, a, c.call(method, name=a.name, **extra),
                        f"{what} {a.name}")
     return run
@@ -64,7 +67,11 @@ def register(subparsers):
             ("delete", "server.delete", "delete an instance"),
             ("stop", "server.stop", "shut an instance down"),
             ("start", "server.start", "start a stopped instance"),
-            ("reboot", "server.reboot", "reboot an instance")):
+            ("reboot", "server.reboot", "reboot an instance"),
+            ("rescue", "server.rescue", "boot an instance's rescue system, "
+             "its own disk attached"),
+            ("unrescue", "server.unrescue", "boot a rescued instance from "
+             "its own disk again")):
         s = subcommand(sub, verb, _action(method, verb), text,
                        formatted=True)
         s.add_argument("name")
@@ -73,6 +80,10 @@ def register(subparsers):
         if verb == "reboot":
             s.add_argument("--hard", action="store_true",
                            help="power-cycle instead of a guest reboot")
+        if verb == "rescue":
+            s.add_argument("--image",
+                           help="rescue image (default: [compute] "
+                                "rescue_image, else the instance's own)")
 
     ev = sub.add_parser("event", help="instance actions")
     evsub = ev.add_subparsers(dest="what", metavar="ACTION", required=True)

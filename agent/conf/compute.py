@@ -29,3 +29,17 @@ OPTS += [
                help="Seconds a cold migration's disk copy may take before "
                     "the migration is given up and undone."),
 ]
+OPTS += [
+    cfg.StrOpt("rescue_image",
+               help="Image (name or id) a rescue boots when none is given. "
+                    "Unset: the instance's own image, as Nova does; a "
+                    "dedicated rescue image gives tools the instance's own "
+                    "image may lack, at the cost of keeping it in every "
+                    "host's cache."),
+    cfg.IntOpt("rescue_timeout", default=0, min=0,
+               help="Seconds after which an instance left in RESCUE is "
+                    "unrescued automatically (booted from its own disk "
+                    "again). 0: never. Short values end an operator's "
+                    "repair under them; long ones keep a rescue system, "
+                    "which may not run the guest's services, up."),
+]

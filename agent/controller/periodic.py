@@ -1,4 +1,4 @@
-"""Periodic work of the controller for cold moves.
+"""Periodic work of the controller for cold moves and rescues.
 
 - Auto-confirm: a cold migration or resize left in VERIFY_RESIZE longer
   than [compute] resize_confirm_window seconds (0: never) is confirmed.
@@ -12,6 +12,8 @@
   the first time, then after a wait that doubles with each failed retry
   (REVERT_RETRY_BASE_S up to REVERT_RETRY_MAX_S), REVERT_RETRY_LIMIT
   times at most; then it is the operator's (server resize revert).
+- Auto-unrescue: an instance left in RESCUE longer than [compute]
+  rescue_timeout seconds (0: never) since its rescue ended is unrescued.
 """
 import datetime
 import logging
@@ -21,7 +23,7 @@ from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import states
 from agent.controller.db.models import utcnow
-from agent.controller.ops import cold_migrate
+from agent.controller.ops import cold_migrate, rescue
 
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0
@@ -115,8 +117,35 @@ def retry_reverts(svc, now=None):
             LOG.info("revert of migration %s: %s", mig["id"], err)
 
 
+def due_for_unrescue(rescued_at, now, timeout):
+    """True if an instance rescued at ``rescued_at`` has been in RESCUE
+    for ``timeout`` seconds (0: never)."""
+    return (timeout > 0 and rescued_at is not None
+            and now - _time(rescued_at) >= datetime.timedelta(
+                seconds=timeout))
+
+
+def auto_unrescue(svc, now=None):
+    timeout = CONF.compute.rescue_timeout
+    if not timeout:
+        return
+    now = now or utcnow()
+    for inst in svc.store.list_instances(vm_state=states.RESCUED):
+        if inst["task_state"]:
+            continue
+        task = rescue.last_rescue(svc.store, inst["uuid"])
+        if not due_for_unrescue(task and task["updated_at"], now, timeout):
+            continue
+        LOG.info("rescue_timeout: unrescuing %s", inst["name"])
+        try:
+            svc.admission.submit("unrescue", inst["uuid"])
+        except (Conflict, NotFound) as err:
+            LOG.info("auto-unrescue of %s: %s", inst["name"], err)
+
+
 def tick(svc):
     auto_confirm(svc)
+    auto_unrescue(svc)
     finish_rollbacks(svc)
     retry_reverts(svc)
 

@@ -1,11 +1,13 @@
 """Instance primitives the controller calls; each can run twice."""
-from agent.common.errors import InvalidInput
+from agent.common.errors import Conflict, InvalidInput
 from agent.conf import CONF
 from agent.common import disk
 from agent.hypervisor import domain_xml, domains, instance_dir, spec
+from agent.hypervisor.spec import DiskSpec
 
 GIB = 1 << 30
 STORAGE = ("local", "shared")
+RESCUE_DISK = "disk.rescue"     # the rescue overlay, in the instance dir
 
 
 def base_path(storage):
@@ -61,6 +63,58 @@ class Instances:
             nics=(spec.NicSpec(s["mac"], CONF.agent.bridge),),
             console_log=str(d.console_log), metadata=s.get("metadata", {}),
             flavor=s.get("flavor"))
+
+    # -- rescue: the same domain (UUID, MAC, address) redefined to boot a
+    # rescue overlay, the instance's own disk attached after it; unrescue
+    # redefines it from the spec (instance.define) -------------------------
+
+    def rescue_disk(self, uuid, storage, image_path, image_format):
+        """A fresh qcow2 overlay of the rescue image beside the instance's
+        disk (an older one is replaced); Conflict while the domain runs
+        from it."""
+        d = idir(uuid, storage)
+        path = d.file(RESCUE_DISK)
+        self._refuse_if_booted_from(uuid, path)
+        path.unlink(missing_ok=True)
+        base = disk.info(image_path, image_format)
+        disk.create(str(path), size=base.virtual_size, fmt="qcow2",
+                    backing_file=image_path, backing_format=image_format)
+        d.set_disk_format("qcow2", RESCUE_DISK)
+        return {"path": str(path), "size": base.virtual_size}
+
+    def rescue_define(self, spec):
+        """Redefine the domain of ``spec`` to boot the rescue overlay, its
+        own disks attached after it, not booted (vdb...).  libvirt.xml
+        keeps the original definition."""
+        d = idir(spec["uuid"], spec["storage"])
+        rescue = DiskSpec(str(d.file(RESCUE_DISK)),
+                          d.disk_format(RESCUE_DISK))
+        xml = domain_xml.render_rescue(self._domain_spec(d, spec), rescue)
+        domains.define(self.conn, xml)
+        return {"name": domain_name(spec["uuid"])}
+
+    def rescue_cleanup(self, uuid, storage):
+        """Remove the rescue overlay; absent: False.  Conflict while the
+        domain runs from it."""
+        d = idir(uuid, storage)
+        path = d.file(RESCUE_DISK)
+        self._refuse_if_booted_from(uuid, path)
+        try:
+            path.unlink()
+            removed = True
+        except FileNotFoundError:
+            removed = False
+        if d.exists():
+            d.drop_disk_format(RESCUE_DISK)
+        return {"removed": removed}
+
+    def _refuse_if_booted_from(self, uuid, path):
+        state = domains.state(self.conn, uuid)
+        if state is None or state[0] == "shutoff":
+            return
+        if str(path) in domains.get_xml(self.conn, uuid):
+            raise Conflict(f"domain {domain_name(uuid)} is running from "
+                           f"{path}")
 
     def start(self, uuid):
         return {"started": domains.start(self.conn, uuid)}

@@ -90,6 +90,13 @@ class InstanceDir:
         _write_atomically(self.disk_info, json.dumps(formats, indent=1,
                                                      sort_keys=True) + "\n")
 
+    def drop_disk_format(self, name):
+        """Forget disk ``name`` in ``disk.info`` (its file removed)."""
+        formats = self._formats()
+        if formats.pop(self.file(name).name, None) is not None:
+            _write_atomically(self.disk_info, json.dumps(
+                formats, indent=1, sort_keys=True) + "\n")
+
     def disk_format(self, name="disk"):
         """The recorded format of disk ``name``."""
         try:

@@ -9,7 +9,9 @@ block live migration of local disks, with pings from another host every
 100 ms counted and the guest's uptime shown to go on.  Then a host with
 shared-storage guests loses power, is fenced, its guests are evacuated
 (their data areas checked) and, powered on again, it is cleaned before it
-is back in service.  Last, drover fleet audit holds the database against
+is back in service.  A guest is rescued: its rescue system reads the
+guest's own disk (its data area checked) and the guest is unrescued onto
+its own disk, data intact.  Last, drover fleet audit holds the database against
 what every host runs and holds.  The lab stays up
 afterwards for exploring; ``drover lab down`` removes it.
 """
@@ -245,6 +247,30 @@ class Demo:
         return names
 
 
+    def rescue(self, names):
+        name = next(n for n in names if self.call(
+            "server.show", name=n)["status"] == "ACTIVE")
+        say(f"rescue {name}: a rescue system booted with its own disk "
+            "attached (vdb), then unrescue; data area checked")
+        ip = self.call("server.show", name=name)["addresses"]
+        wait_guest(ip)
+        written = guest(ip, "/cgi-bin/data-write?seed=11", 60)["sha256"]
+        self.wait(self.call("server.rescue", name=name), f"rescue {name}")
+        s = self.call("server.show", name=name)
+        print(f"   {name}: {s['status']}: {s['rescue']}")
+        wait_guest(ip)
+        seen = guest(ip, "/cgi-bin/data-read?disk=vdb", 60)["sha256"]
+        print(f"   the rescue system reads {name}'s own disk: data area "
+              f"{'intact' if seen == written else 'DIFFERENT'}")
+        self.wait(self.call("server.unrescue", name=name),
+                  f"unrescue {name}")
+        status = wait_guest(ip)
+        read = guest(ip, "/cgi-bin/data-read", 60)["sha256"]
+        print(f"   {name}: {self.call('server.show', name=name)['status']} "
+              f"on its own disk again (boot {status['boot'][:8]}), data "
+              f"area {'intact' if read == written else 'DIFFERENT'}")
+
+
 def run(lab, count, image_path, progress=print):
     say("lab up: hosts with their own libvirtd, sshd and drover-agent")
     socket = fleet.up(lab, count, image_path, progress=progress)
@@ -256,6 +282,7 @@ def run(lab, count, image_path, progress=print):
     demo.cold_moves(names)
     names = demo.live_moves(names)
     names += demo.evacuation()
+    demo.rescue(names)
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)

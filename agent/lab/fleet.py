@@ -88,11 +88,13 @@ def metrics_listen(lab):
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
-def controller_conf(lab):
+def controller_conf(lab, options=None):
+    """The controller's config file; ``options`` ({group: {name: value}})
+    added to it (a test's own settings, e.g. [compute] rescue_timeout)."""
     ssh = lab.controller_ssh
     first, last = lab.plan.guest_range
     cdir = os.path.join(lab.lab_dir, "controller")
-    return _write_conf(os.path.join(cdir, "controller.conf"), {
+    sections = {
         "DEFAULT": {"debug": True},
         "controller": {
             "database_url": f"sqlite:///{cdir}/drover.db",
@@ -106,7 +108,10 @@ def controller_conf(lab):
                 "known_hosts": ssh["known_hosts"],
                 "relay_command": f"{_python()} -m agent.host.daemon relay"},
         "libvirt": {"shutdown_timeout": 20},
-    })
+    }
+    for group, values in (options or {}).items():
+        sections[group] = {**sections.get(group, {}), **values}
+    return _write_conf(os.path.join(cdir, "controller.conf"), sections)
 
 
 def _wait_socket(path, what, timeout=30):
@@ -120,9 +125,11 @@ def _wait_socket(path, what, timeout=30):
                       f"(no socket at {path})")
 
 
-def start(lab, image_path, progress=print):
+def start(lab, image_path, progress=print, controller_options=None):
     """Start agents and the controller (those not running), register the
-    hosts, the lab guest image and the lab flavors.  Idempotent."""
+    hosts, the lab guest image and the lab flavors.  Idempotent.
+    ``controller_options``: see controller_conf (for a controller that
+    starts now)."""
     hosts = lab.status()
     for host in hosts:
         if host["daemons"].get(AGENT) != "up":
@@ -133,7 +140,7 @@ def start(lab, image_path, progress=print):
     for host in hosts:
         lab.host_exec(host["name"], [_python(), "-c", _WAIT_AGENT],
                       timeout=30)
-    conf_path = controller_conf(lab)
+    conf_path = controller_conf(lab, controller_options)
     if not _controller_up(lab):
         progress(f"starting {CONTROLLER}")
         lab.start_daemon(None, CONTROLLER,

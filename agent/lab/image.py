@@ -49,6 +49,9 @@ GUEST_FILES = {
     "cgi-bin/dirty": "www/cgi-bin/dirty",
     "cgi-bin/data-write": "www/cgi-bin/data-write",
     "cgi-bin/data-read": "www/cgi-bin/data-read",
+    "cgi-bin/block-read": "www/cgi-bin/block-read",
+    "cgi-bin/block-write": "www/cgi-bin/block-write",
+    "cgi-lib": "usr/share/drover/cgi-lib",
 }
 SYSLINUX_CFG = f"""DEFAULT drover
 PROMPT 0

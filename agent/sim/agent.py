@@ -148,12 +148,56 @@ class SimAgent:
             for key, value in values.items():
                 setattr(dom, key, value)
             dom.persistent = True
+            dom.rescue = False
         if d is None:     # the real agent writes libvirt.xml in the dir
             raise FileNotFoundError(
                 "[Errno 2] No such file or directory: "
                 f"'{self._path(spec['storage'], uuid)}/libvirt.xml.part'")
         d.xml = True
         return {"name": f"instance-{uuid}"}
+
+    def _rescue_dir(self, uuid, storage):
+        d = self._dirs(storage).get(_uuid(uuid))
+        if d is None:
+            raise FileNotFoundError(
+                "[Errno 2] No such file or directory: "
+                f"'{self._path(storage, uuid)}/disk.rescue'")
+        dom = self.host.domains.get(_uuid(uuid))
+        if dom is not None and dom.running and dom.rescue:
+            raise Conflict(f"domain instance-{uuid} is running from "
+                           f"{self._path(storage, uuid)}/disk.rescue")
+        return d
+
+    def instance_rescue_disk(self, uuid, storage, image_path, image_format):
+        self._cached(image_path)
+        d = self._rescue_dir(uuid, storage)
+        self._write(f"creating {self._path(storage, uuid)}/disk.rescue")
+        d.rescue = image_path
+        return {"path": self._path(storage, uuid) + "/disk.rescue",
+                "size": GIB}
+
+    def instance_rescue_define(self, spec):
+        uuid = _uuid(spec["uuid"])
+        d = self._dirs(spec["storage"]).get(uuid)
+        if d is None or d.rescue is None:
+            raise NotFound(f"no format recorded for disk.rescue in "
+                           f"{self._path(spec['storage'], uuid)}/disk.info")
+        dom = self.host.domains.get(uuid)
+        values = dict(name=f"instance-{uuid}", vcpus=spec["vcpus"],
+                      memory_mib=spec["memory_mib"], storage=spec["storage"],
+                      flavor=spec.get("flavor"), persistent=True,
+                      rescue=True)
+        if dom is None:
+            self.host.domains[uuid] = Domain(uuid, **values)
+        else:
+            for key, value in values.items():
+                setattr(dom, key, value)
+        return {"name": f"instance-{uuid}"}
+
+    def instance_rescue_cleanup(self, uuid, storage):
+        d = self._rescue_dir(uuid, storage)
+        removed, d.rescue = d.rescue is not None, None
+        return {"removed": removed}
 
     def instance_start(self, uuid):
         dom = self._domain(uuid)
@@ -173,6 +217,10 @@ class SimAgent:
                 "exited while connecting to monitor: qemu-system-x86_64: "
                 f"Failed to get \"write\" lock on {path}: Is another "
                 "process using the image?")
+        if dom.rescue and disk.rescue is None:
+            raise DroverError(f"cannot start domain {dom.uuid}: Cannot "
+                              f"access storage file '{path}.rescue': No "
+                              "such file or directory")
         dom.state = "running"
         return {"started": True}
 

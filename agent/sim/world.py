@@ -30,6 +30,7 @@ class Disk:
     backing: str | None = None
     data: str | None = None         # whose data; None: an empty disk
     xml: bool = False               # libvirt.xml written
+    rescue: str | None = None       # disk.rescue beside it: its backing
 
 
 @dataclasses.dataclass
@@ -42,6 +43,7 @@ class Domain:
     flavor: str | None = None
     state: str = "shutoff"
     persistent: bool = True
+    rescue: bool = False            # defined to boot disk.rescue
 
     @property
     def running(self):

@@ -19,7 +19,10 @@ VERBS = {"migrate": ("cold_migrate", "migrate"),
          "revert": ("resize_revert", "resize-revert"),
          "live": ("live_migrate", "live-migrate"),
          "delete": ("delete", "delete"),
-         "stop": ("stop", "stop"), "start": ("start", "start")}
+         "stop": ("stop", "stop"), "start": ("start", "start"),
+         "reboot": ("reboot", "reboot"),
+         "rescue": ("rescue", "rescue"),
+         "unrescue": ("unrescue", "unrescue")}
 
 
 def new_store(tmp_path):
@@ -142,6 +145,7 @@ class SimLab:
         periodic.finish_rollbacks(self.svc)
         periodic.retry_reverts(self.svc)
         periodic.auto_confirm(self.svc)
+        periodic.auto_unrescue(self.svc)
         for task in self.store.list_tasks(unfinished=True):
             self.svc.engine.wait(task["id"])
         self.fleet.clock.advance(POLL_S)

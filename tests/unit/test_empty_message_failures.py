@@ -112,6 +112,8 @@ CASES = {
     "resize-revert": (_resized, {}),
     "live-migrate": (_active, {}),
     "evacuate": (_on_fenced_host, {"rebuild": True}),
+    "rescue": (_active, {}),
+    "unrescue": (lambda svc: _active(svc, states.RESCUED), {}),
 }
 
 

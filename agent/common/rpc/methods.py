@@ -145,6 +145,17 @@ AGENT = table(
     Method("instance.undefine", _UUID, doc="Undefine; none: False."),
     Method("instance.cleanup", _DIR,
            doc="Remove the instance directory; absent: False."),
+    Method("instance.rescue_disk",
+           ("uuid", "storage", "image_path", "image_format"),
+           doc="A fresh qcow2 overlay of the cached rescue image in the "
+               "instance directory (disk.rescue); an older one replaced; "
+               "the domain running from it: Conflict."),
+    Method("instance.rescue_define", ("spec",),
+           doc="Redefine the domain of a spec to boot disk.rescue, its own "
+               "disks attached after it and not booted; again: the same."),
+    Method("instance.rescue_cleanup", _DIR,
+           doc="Remove disk.rescue; absent: False; the domain running "
+               "from it: Conflict."),
     Method("instance.info", _UUID, doc="State, vCPUs, memory."),
     Method("instance.console_log", _DIR, ("lines",),
            doc="The last lines of the console log."),

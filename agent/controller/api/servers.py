@@ -4,8 +4,11 @@ import time
 from agent.common import validate
 from agent.common.errors import Conflict
 from agent.controller import placement
-from agent.controller.api.views import event_rows, server_detail, server_row
-from agent.controller.ops import boot
+from agent.conf import CONF
+from agent.controller import states
+from agent.controller.api.views import (event_rows, rescue_note,
+                                        server_detail, server_row)
+from agent.controller.ops import boot, rescue
 
 TASK_WAIT_POLL = 0.01       # a read of the local store
 
@@ -15,8 +18,15 @@ def _image_names(svc):
 
 
 def _detail(svc, inst, task_id=None):
-    inst = dict(inst, image_name=_image_names(svc).get(inst["image_uuid"]))
+    names = _image_names(svc)
+    inst = dict(inst, image_name=names.get(inst["image_uuid"]))
     out = server_detail(inst)
+    if inst["vm_state"] == states.RESCUED:
+        task = rescue.last_rescue(svc.store, inst["uuid"])
+        image = task["params"]["image"] if task else None
+        out["rescue"] = rescue_note(inst, names.get(image, image),
+                                    task["updated_at"] if task else None,
+                                    CONF.compute.rescue_timeout)
     if task_id is not None:
         out["task_id"] = task_id
     return out
@@ -112,6 +122,8 @@ METHODS = {
     "server.stop": operation("stop"),
     "server.start": operation("start"),
     "server.reboot": operation("reboot"),
+    "server.rescue": operation("rescue"),
+    "server.unrescue": operation("unrescue"),
     "server.events": server_events,
     "server.console_log": server_console_log,
     "task.show": task_show,

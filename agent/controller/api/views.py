@@ -61,6 +61,18 @@ def server_detail(inst):
             "launched": inst["launched_at"], "updated": inst["updated_at"]}
 
 
+def rescue_note(inst, image, rescued_at, timeout):
+    """How to reach a rescued instance's rescue system (server show)."""
+    note = (f"rescue system booted from image {image} on {inst['host']}; "
+            f"reach it at {inst['ip']} (the instance's own address and MAC "
+            f"{inst['mac']}) or its serial console (server console log); "
+            "the instance's own disk is attached after the rescue disk "
+            "(vdb), not booted; 'server unrescue' boots it again")
+    if timeout and rescued_at:
+        note += f"; unrescued automatically {timeout} s after {rescued_at}"
+    return note
+
+
 def event_rows(actions):
     rows = []
     for a in actions:

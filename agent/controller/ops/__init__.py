@@ -15,7 +15,8 @@ from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
                                   evacuate, host_evacuate, live_migrate,
-                                  power, resize_confirm, resize_revert)
+                                  power, rescue, resize_confirm,
+                                  resize_revert, unrescue)
 from agent.controller.states import ANY, IDLE, Rule
 
 
@@ -41,14 +42,21 @@ _TABLE = (
     Operation("delete", "delete", delete.workflow,
               _rule(st.VM_STATES - {st.DELETED}, ANY, st.DELETING),
               delete.precheck),
+    # Not while RESCUED: stop, start and reboot would run the rescue
+    # domain as the instance (unrescue first).
     Operation("stop", "stop", power.stop_workflow,
-              _rule({st.ACTIVE, st.RESCUED, st.ERROR}, IDLE,
-                    st.POWERING_OFF)),
+              _rule({st.ACTIVE, st.ERROR}, IDLE, st.POWERING_OFF)),
     Operation("start", "start", power.start_workflow,
               _rule({st.STOPPED}, IDLE, st.POWERING_ON)),
     Operation("reboot", "reboot", power.reboot_workflow,
               _rule({st.ACTIVE, st.STOPPED, st.PAUSED, st.SUSPENDED,
-                     st.RESCUED, st.ERROR}, IDLE, st.REBOOTING_HARD)),
+                     st.ERROR}, IDLE, st.REBOOTING_HARD)),
+    # RESCUED is in no move's vm_states: migrations and resize are
+    # refused while rescued.
+    Operation("rescue", rescue.KIND, rescue.workflow,
+              _rule(rescue.RESCUABLE, IDLE, st.RESCUING), rescue.precheck),
+    Operation("unrescue", unrescue.KIND, unrescue.workflow,
+              _rule({st.RESCUED}, IDLE, st.UNRESCUING)),
     Operation("migrate", "cold_migrate", cold_migrate.workflow,
               _rule({st.ACTIVE, st.STOPPED}, IDLE, st.RESIZE_PREP),
               cold_migrate.precheck_migrate),

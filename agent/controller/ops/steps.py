@@ -106,11 +106,13 @@ def best_effort(ctx, what, host, method, **params):
 
 # -- steps by role ---------------------------------------------------------
 
-def fetch_image(role):
-    """Step: the instance's image into the cache of host ``ctx[role]``
-    (a cache: nothing to undo)."""
+def fetch_image(role, image_key=None):
+    """Step: the instance's image (or the one whose uuid is
+    ``ctx[image_key]``) into the cache of host ``ctx[role]`` (a cache:
+    nothing to undo)."""
     def step(ctx):
         image = ctx.services.store.get_image(
+            ctx[image_key] if image_key else
             common.instance(ctx)["image_uuid"])
         path = images.ensure_on_host(ctx.services.hosts, ctx[role], image,
                                      ctx.progress)
