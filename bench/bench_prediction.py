@@ -22,8 +22,8 @@ from benchlab import api, bench_fleet, drover
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
                                 "integration"))
-from helpers import Fleet, guest_get, wait_guest  # noqa: E402
-from live_helpers import agent_options  # noqa: E402
+from helpers import Fleet, wait_guest  # noqa: E402
+from live_helpers import agent_options, set_dirty_rate  # noqa: E402
 
 RATES = (0, 4, 8, 16, 64)
 BANDWIDTH_MIBS = 16
@@ -105,7 +105,7 @@ def main():
                            completion_timeout=TIMEOUT_S_PER_GB):
             for _ in range(args.runs):
                 for rate in RATES:
-                    guest_get(ip, f"/cgi-bin/dirty?mbps={rate}")
+                    set_dirty_rate(ip, rate)
                     time.sleep(1.5)
                     runs[rate].append(one(socket, name, src, dst))
                     print(rate, json.dumps(runs[rate][-1]), file=sys.stderr)

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from helpers import guest_get, wait_guest
-from live_helpers import agent_options
+from helpers import wait_guest
+from live_helpers import agent_options, set_dirty_rate
 
 BANDWIDTH_MIBS = 16
 # 4 s per GiB of (at least 2 GiB): the job is aborted after 8 s.
@@ -58,7 +58,7 @@ def test_verdict_and_duration_at_several_dirty_rates(fleet, servers, pair):
     with agent_options(fleet, src, bandwidth=BANDWIDTH_MIBS,
                        completion_timeout=TIMEOUT_S_PER_GB):
         for rate in (0, 8):
-            guest_get(ip, f"/cgi-bin/dirty?mbps={rate}")
+            set_dirty_rate(ip, rate)
             time.sleep(1.5)
             for attempt in (1, 2):
                 predicted, actual, mig = _converging_run(fleet, name, src,
@@ -71,7 +71,7 @@ def test_verdict_and_duration_at_several_dirty_rates(fleet, servers, pair):
             assert error <= ERROR_BOUND, (rate, predicted, actual)
         # Faster than the bandwidth: never converges; aborted at the
         # completion timeout, the guest stays on the source.
-        guest_get(ip, "/cgi-bin/dirty?mbps=64")
+        set_dirty_rate(ip, 64)
         time.sleep(1.5)
         predicted = _dry_run(fleet, name, dst)
         assert predicted["Verdict"] == "timeout", predicted
@@ -80,5 +80,5 @@ def test_verdict_and_duration_at_several_dirty_rates(fleet, servers, pair):
         assert mig["status"] == "failed"
         assert "completion timeout" in mig["error"]
         assert fleet.server(name)["host"] == src
-    guest_get(ip, "/cgi-bin/dirty?mbps=0")
+    set_dirty_rate(ip, 0)
     assert wait_guest(ip)["boot"] == boot, "the guest rebooted"
