@@ -14,8 +14,14 @@ DRAIN_COLUMNS = ["Server", "Result", "Destination", "Reason"]
 
 
 def _migrate(c, a):
+    if a.dry_run:
+        if not a.live_migration:
+            raise InvalidInput("--dry-run goes with --live-migration")
+        return c.call("server.migrate", name=a.name, host=a.host,
+                      live=True, block=a.block_migration, dry_run=True)
+    params = {"predict": True} if a.predict else {}
     result = c.call("server.migrate", name=a.name, host=a.host,
-                    live=a.live_migration, block=a.block_migration)
+                    live=a.live_migration, block=a.block_migration, **params)
     return finish(c, a, result, f"migrate {a.name}")
 
 
@@ -47,6 +53,13 @@ def register_server(sub):
     s.add_argument("--block-migration", action="store_true", default=None,
                    help="with --live-migration: copy its local disks too "
                         "(default: when storage is not shared)")
+    s.add_argument("--dry-run", action="store_true",
+                   help="with --live-migration: measure the guest now and "
+                        "print the predicted duration, downtime and "
+                        "verdict; changes nothing")
+    s.add_argument("--predict", action="store_true",
+                   help="with --live-migration: store the prediction in "
+                        "the migration record first (about 1 s more)")
     s.add_argument("--wait", action="store_true",
                    help="wait until done, showing progress")
 
@@ -84,7 +97,13 @@ def register_server(sub):
         s.add_argument("name")
 
 
+PLAN_COLUMNS = ["Server", "Source", "Destination", "Verdict", "Duration s",
+                "Downtime ms", "Reason"]
+
+
 def _drain(c, a):
+    if a.dry_run:
+        return c.call("host.drain", name=a.name, dry_run=True), PLAN_COLUMNS
     result = c.call("host.drain", name=a.name, max_parallel=a.max_parallel)
     if a.wait:
         from agent.cli.common import wait_task
@@ -102,6 +121,9 @@ def register_host(sub):
     s.add_argument("name")
     s.add_argument("--max-parallel", type=int, default=2, metavar="N",
                    help="migrations at a time (default 2)")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print each move with its destination and "
+                        "prediction; changes nothing")
     s.add_argument("--wait", action="store_true",
                    help="wait, showing progress, then print the report")
 

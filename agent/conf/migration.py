@@ -58,3 +58,15 @@ OPTS += [
                       "progress and waits again; the call returns as soon "
                       "as the migration ends."),
 ]
+OPTS += [
+    cfg.IntOpt("expected_bandwidth", default=100, min=1,
+               help="Bandwidth in MiB/s the controller's migration "
+                    "prediction assumes between two hosts when the source "
+                    "sets no [migration] bandwidth limit and no live "
+                    "migration between them was measured yet. Too high "
+                    "predicts migrations shorter than they will be."),
+    cfg.FloatOpt("expected_setup", default=0.3, min=0,
+                 help="Seconds the migration prediction adds for a live "
+                      "migration's setup (the destination's QEMU start, "
+                      "the handshake) before memory moves."),
+]

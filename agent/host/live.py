@@ -20,7 +20,7 @@ from agent.common import disk, validate
 from agent.common.errors import Conflict, DroverError
 from agent.conf import CONF
 from agent.host import instances
-from agent.host.migration import dest_cleanup
+from agent.host.migration import dest_cleanup, inputs
 from agent.host.migration import job as jobmod
 from agent.hypervisor import domains
 
@@ -107,6 +107,13 @@ class Live:
 
     def list(self):
         return [self._tag(s) for s in self.jobs.list()]
+
+    def inputs(self, uuid, block_migration=False, seconds=1):
+        """A prediction's inputs (agent.host.migration.inputs)."""
+        targets = disk_targets(domains.get_xml(self.conn, uuid)) \
+            if block_migration else ()
+        return inputs.measure(self.conn, uuid, targets, int(seconds),
+                              CONF.migration)
 
     def disk_facts(self, uuid, storage):
         """Size and backing file of the instance's disk, and the disk

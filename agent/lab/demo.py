@@ -141,6 +141,21 @@ class Demo:
             print(f"   {name}: confirmed: {s['status']} on {s['host']}, "
                   f"flavor {s['flavor']} ({s['ram_mb']} MB)")
 
+    def prediction(self, names):
+        """server migrate --live-migration --dry-run: measured now,
+        nothing moves."""
+        name = names[0]
+        say(f"prediction of a live migration of {name}: dirty rate "
+            "measured by libvirt now, nothing moves")
+        row = self.call("server.migrate", name=name, live=True,
+                        dry_run=True)
+        print(f"   {name}: {row['Source']} -> {row['Destination']}: "
+              f"{row['Verdict']}, {row['Duration s']} s, downtime "
+              f"{row['Downtime ms']} ms ({row['Non-zero MiB']} MiB not "
+              f"zero, dirty {row['Dirty MiB/s']} MiB/s, bandwidth "
+              f"{row['Bandwidth MiB/s']})")
+        return names
+
     def live_moves(self, names):
         say("live migration: shared storage, then a block migration of "
             "local disks; pings every 100 ms from another host")
@@ -280,6 +295,7 @@ def run(lab, count, image_path, progress=print):
     names = demo.boot_one_per_host()
     demo.show_guests(names)
     demo.cold_moves(names)
+    names = demo.prediction(names)
     names = demo.live_moves(names)
     names += demo.evacuation()
     demo.rescue(names)

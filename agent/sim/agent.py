@@ -486,6 +486,30 @@ class SimAgent:
     def migration_list(self):
         return [self._live_status(u) for u in self.host.live_jobs]
 
+    # A simulated guest's memory: a quarter of it not zero, dirtied at
+    # ``dirty_bytes_per_s`` (set it on the agent); the lab's default
+    # [migration] policy.
+    dirty_bytes_per_s = 0
+    policy = {"downtime": 50, "downtime_max": 500, "downtime_steps": 10,
+              "downtime_delay": 75, "completion_timeout": 800,
+              "timeout_action": "abort", "permit_auto_converge": False,
+              "permit_post_copy": False, "bandwidth": 0,
+              "monitor_interval": 0.5}
+
+    def migration_inputs(self, uuid, block_migration=False, seconds=1):
+        dom = self._domain(uuid)
+        if not dom.running:
+            raise InvalidInput(f"instance {dom.uuid} is not running")
+        memory = dom.memory_mib << 20
+        disk = 0
+        if block_migration:
+            d = self._dirs(dom.storage).get(dom.uuid)
+            disk = d.size if d is not None else 0
+        return {"memory_bytes": memory, "resident_bytes": memory // 4,
+                "dirty_bytes_per_s": self.dirty_bytes_per_s,
+                "calc_seconds": seconds, "disk_bytes": disk,
+                "policy": dict(self.policy)}
+
     def live_disk_facts(self, uuid, storage):
         dom = self._domain(uuid)
         d = self._dirs(storage).get(dom.uuid)

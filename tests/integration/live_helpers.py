@@ -78,3 +78,18 @@ def allocated(fleet, host):
     """(vCPUs, RAM MB) allocated on ``host``, as ``host list`` shows."""
     row = {r["Name"]: r for r in fleet.json("host", "list")}[host]
     return row["vCPUs Used"], row["RAM MB Used"]
+
+
+def set_dirty_rate(ip, mbps, timeout=60):
+    """Set the guest's drover-dirty workload to ``mbps`` MiB/s; a guest
+    just moved (or busy under TCG) may take a while to answer."""
+    from helpers import guest_get
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return guest_get(ip, f"/cgi-bin/dirty?mbps={int(mbps)}",
+                             timeout=10)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

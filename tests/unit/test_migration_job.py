@@ -373,3 +373,53 @@ def test_registry_unknown_instance_and_bad_input():
         registry.start("not-a-uuid", DEST, "198.18.64.12")
     with pytest.raises(InvalidInput, match="libvirt URI"):
         registry.start(UUID, "qemu:///system; reboot", "198.18.64.12")
+
+
+class EventingDomain(FakeDomain):
+    """A source that sends libvirt's job-completed event (with the
+    finished job's statistics) and then forgets the domain, as
+    VIR_MIGRATE_UNDEFINE_SOURCE does: its completed stats are gone."""
+
+    def __init__(self):
+        super().__init__()
+        self.callbacks = {}
+        self.deregistered = []
+
+    def connect(self):
+        return self
+
+    def domainEventRegisterAny(self, dom, event, callback, opaque):
+        assert event == libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED
+        self.callbacks[7] = callback
+        return 7
+
+    def domainEventDeregisterAny(self, cb_id):
+        self.deregistered.append(cb_id)
+
+    def migrateToURI3(self, uri, params, flags):
+        super().migrateToURI3(uri, params, flags)
+        for callback in self.callbacks.values():
+            callback(self, self, {"type": libvirt.VIR_DOMAIN_JOB_COMPLETED,
+                                  "downtime": 17, "data_total": 400 * MiB,
+                                  "data_processed": 400 * MiB,
+                                  "data_remaining": 0}, None)
+
+    def jobStats(self, flags=0):
+        if flags == libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED:
+            raise _error("no domain", libvirt.VIR_ERR_NO_DOMAIN)
+        return super().jobStats(flags)
+
+
+def test_final_statistics_come_from_the_job_completed_event(mocker,
+                                                            no_destination):
+    fake = EventingDomain()
+    mocker.patch.object(jobmod.domains, "lookup", return_value=fake)
+    job = _job()
+    job.start()
+    assert job.wait(10)
+    status = job.status()
+    assert status["status"] == "completed"
+    assert status["final_downtime_ms"] == 17
+    # No second connection to the destination was needed.
+    no_destination.assert_not_called()
+    assert fake.deregistered == [7]

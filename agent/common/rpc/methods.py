@@ -214,6 +214,12 @@ AGENT = table(
            doc="Post-copy or pause so the job converges; a finished one: "
                "Conflict."),
     Method("migration.list", doc="Status of every job held."),
+    Method("migration.inputs", _UUID, ("block_migration", "seconds"),
+           timeout=60,
+           doc="What a prediction needs, measured now: memory, its "
+               "non-zero part, libvirt's dirty rate over ``seconds`` "
+               "(page sampling), the disk data a block migration copies, "
+               "this agent's [migration] policy.  Read only."),
 
     # -- live migration, source and destination (agent.host.live) ---------
     Method("live.disk_facts", _DIR,

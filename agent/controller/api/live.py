@@ -4,7 +4,8 @@ Starting a live migration is ``server.migrate --live-migration``
 (agent.controller.api.migrations); its up-front refusals are the
 operation's precheck (agent.controller.ops.live_migrate.precheck).
 """
-from agent.common.errors import Conflict, InvalidInput
+from agent.common.errors import Conflict, DroverError, InvalidInput, one_line
+from agent.controller import move_prediction, states
 from agent.controller.ops import drain, live_migrate, steps
 
 
@@ -34,10 +35,41 @@ def _job_call(method):
     return run
 
 
-def host_drain(svc, name, max_parallel=2):
+def host_drain(svc, name, max_parallel=2, dry_run=False):
+    if dry_run:
+        return drain_plan(svc, name)
     task_id = svc.admission.submit_host("drain", name,
                                         max_parallel=max_parallel)
     return {"task_id": task_id, "host": name}
+
+
+def drain_plan(svc, name):
+    """What ``host drain`` would move now, each move with its
+    destination (the scheduler's choice, as if each went alone) and its
+    prediction.  Changes nothing."""
+    drain.check_host(svc.store.get_host(name))
+    rows = []
+    for inst in svc.store.list_instances(host=name):
+        if inst["vm_state"] not in (states.ACTIVE, states.PAUSED) or \
+                inst["power_state"] not in drain.MOVABLE:
+            rows.append({"Server": inst["name"], "Source": name,
+                         "Destination": None, "Verdict": None,
+                         "Reason": "left behind: not running"})
+            continue
+        dest = move_prediction.destination(svc.store, inst)
+        if dest is None:
+            rows.append({"Server": inst["name"], "Source": name,
+                         "Destination": None, "Verdict": None,
+                         "Reason": "no valid host"})
+            continue
+        try:
+            rows.append(move_prediction.row(
+                inst, move_prediction.predict_move(svc, inst, dest)))
+        except DroverError as err:
+            rows.append({"Server": inst["name"], "Source": name,
+                         "Destination": dest, "Verdict": None,
+                         "Reason": f"no prediction: {one_line(err)}"})
+    return rows
 
 
 def host_drain_report(svc, task_id):

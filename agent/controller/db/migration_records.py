@@ -9,7 +9,7 @@ from agent.controller.db.models import Migration
 from agent.controller.db.session import one
 
 UPDATABLE = frozenset({"status", "progress", "dest_host", "error",
-                       "new_flavor"})
+                       "new_flavor", "prediction"})
 
 
 def _get(s, id_or_uuid):

@@ -233,6 +233,9 @@ class Migration(Base):
     old_flavor: Mapped[dict | None] = mapped_column(JSON)
     new_flavor: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # A live migration's prediction when it started (agent.controller
+    # .prediction), None when none was made.
+    prediction: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(

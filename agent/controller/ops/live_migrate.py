@@ -6,6 +6,10 @@
 3. checks:   pre-checks (live_checks), the shared-storage probe (the
              API's, when it probed the given destination), block or
              shared migration, the source's disk facts
+   predict:  with ``predict`` asked for: the prediction (agent.controller
+             .move_prediction, about 1 s of dirty-rate measurement)
+             stored in the migration record; a failed measurement is
+             recorded as such and does not stop the migration
 4. prepare:  image in the destination's cache, instance directory, block
              migration disks, bridge check        undo: clean the destination
                                                   (libvirt's incoming copy,
@@ -39,7 +43,8 @@ from agent.common.errors import (Conflict, DroverError, HostGone, NotFound,
                                  one_line)
 from agent.common.rpc import methods as rpc
 from agent.conf import CONF
-from agent.controller import images, live_checks, placement, states
+from agent.controller import (images, live_checks, move_prediction,
+                              placement, states)
 from agent.controller.ops import common, steps
 from agent.controller.tasks.workflow import Step, Workflow
 from agent.transport.errors import HostUnreachable
@@ -146,6 +151,22 @@ def checks(ctx):
         facts = common.agent_call(ctx, ctx["source"], "live.disk_facts",
                                   uuid=inst["uuid"], storage=inst["storage"])
     return {"shared": shared, "block": block, "disk_facts": facts}
+
+
+def predict(ctx):
+    if not ctx.params.get("predict"):
+        return
+    inst = common.instance(ctx)
+    try:
+        made = move_prediction.predict_move(ctx.services, inst, ctx["dest"],
+                                            block=ctx["block"])
+    except DroverError as err:
+        made = {"error": one_line(err)}
+    _set_migration(ctx, prediction=made)
+    ctx.progress(f"predicted: {made.get('verdict')}, "
+                 f"{made.get('duration_s')} s, downtime "
+                 f"{made.get('downtime_s')} s" if "error" not in made
+                 else f"no prediction: {made['error']}")
 
 
 def prepare(ctx):
@@ -434,6 +455,7 @@ def workflow(params):
         Step("record", record),
         Step("schedule", schedule, unschedule),
         Step("checks", checks),
+        Step("predict", predict),
         Step("prepare", prepare, clean_dest),
         Step("migrate", migrate, stop_job),
         # The job completed: the guest runs on the destination, so from

@@ -29,6 +29,10 @@ LOG = logging.getLogger(__name__)
 
 BLOCK_FLAGS = libvirt.VIR_MIGRATE_NON_SHARED_INC | \
     libvirt.VIR_MIGRATE_NON_SHARED_DISK
+# How long a completed migration waits for libvirt's job-completed event
+# (delivered by the event loop, just after migrateToURI3 returns) before
+# it asks for the statistics itself.
+COMPLETED_EVENT_WAIT_S = 0.5
 _DEST_URI = re.compile(r"^qemu(\+(tcp|tls|ssh|libssh|libssh2))?://"
                        r"[A-Za-z0-9.:\[\]@_-]*/system(\?[\x21-\x7e]*)?$")
 
@@ -65,6 +69,8 @@ class MigrationJob:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._migrated = threading.Event()
+        self._event = threading.Event()
+        self._event_stats = None
         self._thread = None
         self._state = policy.State()
         self._plan = None
@@ -190,12 +196,22 @@ class MigrationJob:
         thread = threading.Thread(
             target=self._migrate, args=(dom,), daemon=True,
             name=f"migrate-call-{self.instance_uuid[:8]}")
-        started = time.monotonic()
-        thread.start()
-        while not self._migrated.wait(self.opts.monitor_interval):
-            self._tick(dom, time.monotonic() - started)
-        thread.join()
-        self._conclude(dom)
+        watch = _watch_completion(dom, self._completed_event)
+        try:
+            started = time.monotonic()
+            thread.start()
+            while not self._migrated.wait(self.opts.monitor_interval):
+                self._tick(dom, time.monotonic() - started)
+            thread.join()
+            self._conclude(dom, watch is not None)
+        finally:
+            _unwatch(dom, watch)
+
+    def _completed_event(self, _conn, _dom, stats, _opaque):
+        """libvirt's job-completed event: the finished job's statistics,
+        sent by the source before it drops the domain."""
+        self._event_stats = dict(stats or {})
+        self._event.set()
 
     def _migrate(self, dom):
         try:
@@ -242,9 +258,14 @@ class MigrationJob:
             LOG.info("migration of %s: %s %s", self.instance_uuid,
                      action.kind, action.downtime_ms or action.reason or "")
 
-    def _conclude(self, dom):
+    def _conclude(self, dom, watched=False):
         if self._error is None:
-            final = _completed_stats(dom, self.dest_uri, self.instance_uuid)
+            final = None
+            if watched and self._event.wait(COMPLETED_EVENT_WAIT_S):
+                final = self._event_stats
+            if not final:       # no event: ask the source, then the dest
+                final = _completed_stats(dom, self.dest_uri,
+                                         self.instance_uuid)
             with self._lock:
                 if final:
                     self._progress = {
@@ -370,6 +391,24 @@ class JobRegistry:
         with self._lock:
             jobs = list(self._jobs.values())
         return [job.status() for job in jobs]
+
+
+def _watch_completion(dom, callback):
+    """Register ``callback`` for the domain's job-completed event; the
+    callback id, or None when events cannot be had (no event loop)."""
+    try:
+        return dom.connect().domainEventRegisterAny(
+            dom, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, callback, None)
+    except (libvirt.libvirtError, AttributeError, TypeError) as err:
+        LOG.debug("no job-completed event: %s", one_line(err))
+        return None
+
+
+def _unwatch(dom, watch):
+    if watch is None:
+        return
+    with contextlib.suppress(libvirt.libvirtError, AttributeError):
+        dom.connect().domainEventDeregisterAny(watch)
 
 
 def _job_stats(dom):
