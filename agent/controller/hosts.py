@@ -78,6 +78,23 @@ class HostManager:
             raise HostUnreachable(f"copying an image to {host} failed: "
                                   f"{one_line(err)}") from None
 
+    def download(self, host, remote_path, local_path):
+        """Copy ``remote_path`` on ``host`` to a local file over SFTP on
+        its agent's SSH connection (a snapshot into the image store)."""
+        record = self.store.get_host(host)
+        self.client(host)
+        try:
+            transport = CONNECTIONS.transport(host, record["address"],
+                                              CONF.ssh.port)
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            try:
+                sftp.get(remote_path, local_path)
+            finally:
+                sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as err:
+            raise HostUnreachable(f"copying a snapshot from {host} "
+                                  f"failed: {one_line(err)}") from None
+
     def register(self, name, address):
         """Add (or re-address) a host: reach its agent, record its facts."""
         with self._lock:

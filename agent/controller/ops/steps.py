@@ -106,12 +106,11 @@ def best_effort(ctx, what, host, method, **params):
 
 # -- steps by role ---------------------------------------------------------
 
-def fetch_image(role):
-    """Step: the instance's image into the cache of host ``ctx[role]``
-    (a cache: nothing to undo)."""
+def fetch_image(role, which="image_uuid"):
+    """Step: the instance's image (the one its column ``which`` names)
+    into the cache of host ``ctx[role]`` (a cache: nothing to undo)."""
     def step(ctx):
-        image = ctx.services.store.get_image(
-            common.instance(ctx)["image_uuid"])
+        image = ctx.services.store.get_image(common.instance(ctx)[which])
         path = images.ensure_on_host(ctx.services.hosts, ctx[role], image,
                                      ctx.progress)
         return {"image_path": path, "image_format": image["format"]}
