@@ -82,8 +82,8 @@ def receive_snapshot(store, hosts, host, image, made):
     if image["status"] == ACTIVE and dest.is_file():
         return image
     part = dest.with_suffix(".part")
-    hosts.download(host, made["path"], str(part))
-    size, digest = part.stat().st_size, sha256_file(part)
+    got = hosts.download(host, made["path"], str(part))
+    size, digest = got["size"], got["sha256"]
     if size != made["size"] or digest != made["sha256"]:
         part.unlink(missing_ok=True)
         raise DroverError(f"the snapshot copied from {host} is damaged "

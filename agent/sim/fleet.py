@@ -26,6 +26,7 @@ clock whose ``sleep`` returns at once (running events due by then).
 """
 import copy
 import datetime
+import hashlib
 import heapq
 import itertools
 import json
@@ -154,6 +155,8 @@ class SimHosts(HostManager):
                                  internal=True)
         with open(local_path, "w") as f:
             f.write(content)
+        return {"size": len(content.encode()),
+                "sha256": hashlib.sha256(content.encode()).hexdigest()}
 
 
 class WatchedLog:

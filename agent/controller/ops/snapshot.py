@@ -18,6 +18,8 @@ made before.  A failure leaves the instance as it was, with the reason,
 and no image.  The instance's disk is only ever read: no promise is at
 stake here (shelve, which deletes the disk, builds on these steps).
 """
+import time
+
 from agent.common.errors import Conflict, NotFound
 from agent.controller import images
 from agent.controller.db import validate
@@ -77,7 +79,7 @@ def copy(ctx):
                              uuid=ctx.params["uuid"], storage=ctx["storage"],
                              image_uuid=ctx["image_uuid"])
     ctx.progress(f"disk copied ({made['method'] or 'found'}, "
-                 f"{made['size'] >> 20} MiB)")
+                 f"{made['size'] >> 20} MiB in {made['seconds'] or 0} s)")
     return {"made": made}
 
 
@@ -89,10 +91,12 @@ def remove_copy(ctx):
 
 def store(ctx):
     ctx.progress("copying the snapshot into the image store")
+    started = time.monotonic()
     image = ctx.services.store.get_image(ctx["image_uuid"])
     image = images.receive_snapshot(ctx.services.store, ctx.services.hosts,
                                     ctx["host"], image, ctx["made"])
     ctx.progress(f"image {image['name']} active, sha256 {image['checksum']}")
+    return {"store_seconds": round(time.monotonic() - started, 3)}
 
 
 def clean(ctx):
@@ -103,7 +107,10 @@ def clean(ctx):
 
 def done(ctx):
     common.update(ctx, task_state=None, error=None)
-    ctx.progress("done")
+    made = ctx["made"]
+    ctx.progress(f"done (disk copied: {made['method'] or 'found'}, "
+                 f"{made['size'] >> 20} MiB in {made['seconds'] or 0} s; "
+                 f"stored and checked in {ctx.get('store_seconds')} s)")
 
 
 SNAPSHOT_STEPS = [
