@@ -3,7 +3,7 @@ import os
 
 from agent.cli.common import subcommand
 
-COLUMNS = ["ID", "Name", "Format", "Size", "Virtual Size"]
+COLUMNS = ["ID", "Name", "Format", "Status", "Size", "Virtual Size"]
 
 
 def _create(c, a):
@@ -28,5 +28,7 @@ def register(subparsers):
     s.add_argument("name")
     s = subcommand(sub, "delete", lambda c, a: c.call("image.delete",
                                                       name=a.name),
-                   "delete an image")
+                   "delete an image (refused while an instance was built "
+                   "from it or is shelved in it; host caches keep what "
+                   "their disks use)")
     s.add_argument("name")

@@ -1,7 +1,7 @@
 """drover server create|list|show|delete|stop|start|reboot|rescue|
 unrescue, server event
 list, server console log (migrate, resize: agent.cli.migrate; evacuate:
-agent.cli.evacuate)"""
+agent.cli.evacuate; image create, shelve, unshelve: agent.cli.snapshot)"""
 from agent.cli.common import finish, parse_properties, subcommand
 
 LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Host Status", "Networks",
@@ -104,6 +104,7 @@ def register(subparsers):
     s.add_argument("--lines", type=int, default=50,
                    help="last N lines (default 50; 0 for all)")
 
-    from agent.cli import evacuate, migrate
+    from agent.cli import evacuate, migrate, snapshot
     migrate.register_server(sub)
     evacuate.register_server(sub)
+    snapshot.register_server(sub)

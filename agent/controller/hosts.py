@@ -3,7 +3,10 @@ loop for facts and liveness (why a host is down: the first line of its
 last failed poll; the clean-ups it owes, done before it counts as up
 again; never un-fencing a fenced host), and power-state sync from the
 agents."""
+import hashlib
 import logging
+import shlex
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,10 +17,12 @@ from agent.common.errors import Conflict, DroverError, NotFound, one_line
 from agent.conf import CONF
 from agent.controller import host_cleanups, return_host, states
 from agent.controller.db.models import jsonable, utcnow
+from agent.transport import diskcopy
 from agent.transport.errors import HostUnreachable
 from agent.transport.ssh import CONNECTIONS, AgentClient
 
 LOG = logging.getLogger(__name__)
+DOWNLOAD_CHUNK = 1 << 20
 
 
 def _now():
@@ -82,6 +87,36 @@ class HostManager:
             # away mid-copy: say which host, and that it cannot be reached.
             raise HostUnreachable(f"copying an image to {host} failed: "
                                   f"{one_line(err)}") from None
+
+    def download(self, host, remote_path, local_path):
+        """Copy ``remote_path`` on ``host`` into the local file
+        ``local_path`` (a snapshot into the image store) and hash it on
+        the way: {"size", "sha256"} of what arrived.  OpenSSH's client
+        with the controller's key and known_hosts (strict host keys):
+        about twice paramiko's SFTP throughput, and one pass over the
+        data instead of a copy and a read."""
+        record = self.store.get_host(host)
+        argv = diskcopy.ssh_argv(
+            record["address"], ssh_user=CONF.ssh.user,
+            identity=CONF.ssh.private_key, known_hosts=CONF.ssh.known_hosts,
+            port=CONF.ssh.port,
+            connect_timeout=max(1, round(CONF.ssh.connect_timeout)))
+        argv += ["cat", "--", shlex.quote(remote_path)]
+        digest, size = hashlib.sha256(), 0
+        with open(local_path, "wb") as out, subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL) as proc:
+            while block := proc.stdout.read(DOWNLOAD_CHUNK):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+            err = proc.stderr.read().decode(errors="replace")
+            proc.wait()
+        if proc.returncode:
+            raise HostUnreachable(f"copying a snapshot from {host} failed "
+                                  f"(exit {proc.returncode}): "
+                                  f"{one_line(err) or 'no message'}")
+        return {"size": size, "sha256": digest.hexdigest()}
 
     def register(self, name, address):
         """Add (or re-address) a host: reach its agent, record its facts."""

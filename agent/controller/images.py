@@ -1,6 +1,11 @@
 """The controller's image store, and getting an image onto a host.
 
 An image is a file under [controller] image_store_path named by its UUID.
+A snapshot of an instance is recorded first ("saving", no file), then
+its file comes from the host into ``<uuid>.part``, is checked (size and
+the sha256 the host computed) and renamed into place, and the image
+becomes "active": only then may anything rely on it (shelve deletes the
+instance's disk only after this).
 A host gets a copy (HostManager.upload: SFTP on the agent's SSH
 connection) the first time an instance needs it, into a ``.part`` file the
 agent checks (size, sha256) and renames into its cache, where it serves as
@@ -14,10 +19,11 @@ import threading
 import uuid as uuidlib
 
 from agent.common import disk
-from agent.common.errors import InvalidInput
+from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
 from agent.conf import CONF
 
 CHUNK = 4 << 20
+SAVING, ACTIVE = "saving", "active"
 
 
 def sha256_file(path):
@@ -53,8 +59,73 @@ def import_image(store, name, path, disk_format):
         raise
 
 
+def store_path(image_uuid):
+    root = pathlib.Path(CONF.controller.image_store_path)
+    root.mkdir(parents=True, exist_ok=True)
+    return root / image_uuid
+
+
+def new_snapshot(store, name, instance):
+    """The record of a snapshot of ``instance`` about to be taken."""
+    image_uuid = str(uuidlib.uuid4())
+    return store.create_image(
+        name, str(store_path(image_uuid)), "qcow2", virtual_size=0, size=0,
+        uuid=image_uuid, status=SAVING, instance_uuid=instance["uuid"])
+
+
+def receive_snapshot(store, hosts, host, image, made):
+    """Copy the snapshot file ``made`` (snapshot.create's answer) from
+    ``host`` into the store, check it, make the image active.  Damaged
+    (size or sha256 differ): DroverError, nothing kept.  Already in
+    place and checked (a resumed task): kept."""
+    dest = pathlib.Path(image["path"])
+    if image["status"] == ACTIVE and dest.is_file():
+        return image
+    part = dest.with_suffix(".part")
+    got = hosts.download(host, made["path"], str(part))
+    size, digest = got["size"], got["sha256"]
+    if size != made["size"] or digest != made["sha256"]:
+        part.unlink(missing_ok=True)
+        raise DroverError(f"the snapshot copied from {host} is damaged "
+                          f"({size} of {made['size']} bytes, sha256 "
+                          f"{'ok' if digest == made['sha256'] else 'bad'})")
+    os.replace(part, dest)
+    return store.update_image(image["uuid"], status=ACTIVE, size=size,
+                              checksum=digest,
+                              virtual_size=made["virtual_size"])
+
+
+def verified(image):
+    """True if ``image`` is active and its file in the store has its
+    recorded sha256 (read again: the check before a disk that holds the
+    same data is deleted)."""
+    path = pathlib.Path(image["path"])
+    return image["status"] == ACTIVE and path.is_file() and \
+        path.stat().st_size == image["size"] and \
+        sha256_file(path) == image["checksum"]
+
+
+def discard(store, image_uuid):
+    """Remove an image's record and its file (and a partial copy), as an
+    undo or once it is no longer needed; gone already: nothing."""
+    try:
+        image = store.get_image(image_uuid)
+    except NotFound:
+        return
+    store.delete_image(image_uuid)
+    path = pathlib.Path(image["path"])
+    path.unlink(missing_ok=True)
+    path.with_suffix(".part").unlink(missing_ok=True)
+
+
 def delete_image(store, name):
+    """``image delete``: the record and the store's file.  Refused while
+    a live instance was built from it or a shelved one is held in it.
+    Host caches are not touched: a disk there that uses the image as its
+    backing file keeps it (agent.host.image_cache)."""
     image = store.get_image(name)
+    if image["status"] == SAVING:
+        raise Conflict(f"image {image['name']} is still being saved")
     store.delete_image(name)
     pathlib.Path(image["path"]).unlink(missing_ok=True)
 
@@ -69,6 +140,8 @@ def ensure_on_host(hosts, host, image, progress=lambda msg: None):
     with _locks_lock:
         lock = _host_locks.setdefault((host, image["uuid"]),
                                       threading.Lock())
+    if image.get("status", ACTIVE) != ACTIVE:
+        raise Conflict(f"image {image['name']} is {image['status']}")
     with lock:
         status = hosts.call(host, "image.status", uuid=image["uuid"])
         if status["present"]:

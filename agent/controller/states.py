@@ -15,8 +15,9 @@ RESCUED = "rescued"
 RESIZED = "resized"
 ERROR = "error"
 DELETED = "deleted"
+SHELVED_OFFLOADED = "shelved_offloaded"     # on no host; its disk an image
 VM_STATES = frozenset({ACTIVE, BUILDING, STOPPED, PAUSED, SUSPENDED, RESCUED,
-                       RESIZED, ERROR, DELETED})
+                       RESIZED, ERROR, DELETED, SHELVED_OFFLOADED})
 
 # task_state: what is being done to it (None: nothing).
 SCHEDULING = "scheduling"
@@ -38,12 +39,15 @@ RESIZE_REVERTING = "resize_reverting"
 RESIZE_CONFIRMING = "resize_confirming"
 RESCUING = "rescuing"
 UNRESCUING = "unrescuing"
+IMAGE_SNAPSHOT = "image_snapshot"
+SHELVING = "shelving"
+UNSHELVING = "unshelving"
 TASK_STATES = frozenset({
     SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
     REBOOTING_HARD, DELETING, REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING,
     REBUILD_SPAWNING, MIGRATING, RESIZE_PREP, RESIZE_MIGRATING,
     RESIZE_MIGRATED, RESIZE_FINISH, RESIZE_REVERTING, RESIZE_CONFIRMING,
-    RESCUING, UNRESCUING})
+    RESCUING, UNRESCUING, IMAGE_SNAPSHOT, SHELVING, UNSHELVING})
 
 # power_state: what the hypervisor says (Nova's numbers).
 NOSTATE = 0
@@ -87,6 +91,7 @@ _STATUS = {
     RESCUED: {None: "RESCUE"},
     ERROR: {None: "ERROR", **_REBUILDING},
     DELETED: {None: "DELETED"},
+    SHELVED_OFFLOADED: {None: "SHELVED_OFFLOADED"},
 }
 
 

@@ -19,6 +19,7 @@ from agent.common.rpc import methods
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
 from agent.host import facts, image_cache, live, moves, storage
+from agent.host.snapshots import Snapshots
 from agent.host.instances import Instances
 from agent.hypervisor import domains
 from agent.hypervisor.connection import Connection
@@ -35,6 +36,7 @@ def build_server(conn):
     server.register_group("image", image_cache)
     server.register_group("storage", storage)
     Instances(conn).register(server)
+    Snapshots(conn).register(server)
     moves.register(server, conn)
     live.register(server, conn)
     server.check_complete()

@@ -35,13 +35,23 @@ class Instances:
     def __init__(self, conn):
         self.conn = conn
 
-    def prepare(self, uuid, storage, image_path, image_format, disk_gb):
+    def prepare(self, uuid, storage, image_path, image_format, disk_gb,
+                flatten=False):
         """Instance directory with a qcow2 overlay on the cached image,
-        ``disk_gb`` GiB (at least the image's own size)."""
+        ``disk_gb`` GiB (at least the image's own size).  ``flatten``: a
+        standalone copy of the image instead (an unshelved instance's,
+        which must not depend on its snapshot image); a disk already
+        there is kept, never written over."""
         d = idir(uuid, storage)
         d.create()
         base = disk.info(image_path, image_format)
         size = max(disk_gb * GIB, base.virtual_size)
+        if flatten:
+            if not d.disk.exists():
+                disk.convert(image_path, str(d.disk), image_format, "qcow2")
+                disk.grow(str(d.disk), size, "qcow2")
+            d.set_disk_format("qcow2")
+            return {"path": str(d.path), "size": size}
         disk.create(str(d.disk), size=size, fmt="qcow2",
                     backing_file=image_path, backing_format=image_format)
         d.set_disk_format("qcow2")

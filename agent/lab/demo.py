@@ -6,7 +6,9 @@ heartbeat, a ping from another host, its status over its own HTTP control.
 Then moves them: a cold migration and a resize, each confirmed, with the
 guest's disk data checked after; a live migration on shared storage and a
 block live migration of local disks, with pings from another host every
-100 ms counted and the guest's uptime shown to go on.  Then a host with
+100 ms counted and the guest's uptime shown to go on; a live snapshot to
+an image, then a shelve (its host freed) and an unshelve onto another
+host with the data checked.  Then a host with
 shared-storage guests loses power, is fenced, its guests are evacuated
 (their data areas checked) and, powered on again, it is cleaned before it
 is back in service.  A guest is rescued: its rescue system reads the
@@ -187,6 +189,57 @@ class Demo:
                   f"{'same boot (no reboot)' if same else 'REBOOTED'}")
         return names + [shared]
 
+    def snapshot_and_shelve(self, name):
+        """A live snapshot (the guest keeps its boot, pings every 10 ms),
+        then shelve (its host freed) and unshelve onto another host (data,
+        MAC and address kept)."""
+        say(f"snapshot of {name} while it runs, then shelve and unshelve "
+            "it onto another host")
+        s = self.call("server.show", name=name)
+        ip = s["addresses"]
+        before = wait_guest(ip)
+        written = guest(ip, "/cgi-bin/data-write?seed=5", 60)["sha256"]
+        image_name = f"{name}-snap"
+        try:
+            self.call("image.show", name=image_name)
+            print(f"   image {image_name} exists already")
+        except DroverError:
+            pinger = Pinger(self.lab, None, ip, interval=0.01)
+            try:
+                self.wait(self.call("server.image_create", name=name,
+                                    image_name=image_name),
+                          f"image create {image_name}")
+            finally:
+                pinger.stop()
+            same = wait_guest(ip)["boot"] == before["boot"]
+            image = self.call("image.show", name=image_name)
+            print(f"   image {image_name}: {image['status']}, "
+                  f"{image['size'] >> 20} MiB, sha256 "
+                  f"{image['checksum'][:12]}...; guest "
+                  f"{'same boot' if same else 'REBOOTED'}, pings {pinger}")
+        host = s["host"]
+        used = self._ram_used(host)
+        self.wait(self.call("server.shelve", name=name), f"shelve {name}")
+        shelved = self.call("server.show", name=name)
+        print(f"   {name}: {shelved['status']}, host "
+              f"{shelved['host'] or '-'}; {host} RAM used {used} -> "
+              f"{self._ram_used(host)} MB")
+        other = self._other_host(host)
+        self.wait(self.call("server.unshelve", name=name, host=other),
+                  f"unshelve {name}")
+        back = self.call("server.show", name=name)
+        wait_guest(ip)
+        read = guest(ip, "/cgi-bin/data-read", 60)["sha256"]
+        kept = (back["id"], back["mac"], back["addresses"]) == \
+            (s["id"], s["mac"], ip)
+        print(f"   {name}: {back['status']} on {back['host']}, id, MAC and "
+              f"address {'kept' if kept else 'CHANGED'}; data area "
+              f"{'intact' if read == written else 'DIFFERENT'}")
+
+    def _ram_used(self, host):
+        return {h["Name"]: h for h in self.call("host.list")}[host][
+            "RAM MB Used"]
+
     def audit(self):
         """drover fleet audit: the database against every host's libvirt
         and disks."""
@@ -297,6 +350,7 @@ def run(lab, count, image_path, progress=print):
     demo.cold_moves(names)
     names = demo.prediction(names)
     names = demo.live_moves(names)
+    demo.snapshot_and_shelve(names[0])
     names += demo.evacuation()
     demo.rescue(names)
     from agent.cli.migrate import MIGRATION_COLUMNS

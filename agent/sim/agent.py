@@ -1,6 +1,7 @@
 """The agent RPC of one simulated host: the methods the controller calls,
 with the result shapes and errors of agent/host/{facts,instances,moves,
 live,storage,image_cache}.py, over the world of agent.sim.world."""
+import hashlib
 import uuid as uuidlib
 
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
@@ -111,11 +112,51 @@ class SimAgent:
             self.host.images.add(uuid)
         return {"path": f"{IMAGE_CACHE}/{uuid}"}
 
-    def upload(self, remote_path):
-        """The controller's SFTP put of an image's ``.part``."""
+    def upload(self, remote_path, content=None):
+        """The controller's SFTP put of an image's ``.part`` (``content``:
+        the store file's, a snapshot's data)."""
         self._write(f"writing {remote_path}")
-        name = remote_path.rsplit("/", 1)[-1]
-        self.host.uploads.add(name.removesuffix(".part"))
+        name = remote_path.rsplit("/", 1)[-1].removesuffix(".part")
+        self.host.uploads.add(name)
+        if content is not None:
+            self.host.image_data[name] = content
+
+    # -- snapshots (agent.host.snapshots) -----------------------------------
+
+    def _snapshot_path(self, uuid, storage, image_uuid):
+        return (f"{self._path(storage, _uuid(uuid))}/snapshot-"
+                f"{_uuid(image_uuid)}.qcow2")
+
+    def snapshot_create(self, uuid, storage, image_uuid):
+        uuid, dirs = _uuid(uuid), self._dirs(storage)
+        disk = dirs.get(uuid)
+        if disk is None:
+            raise NotFound(f"no disk image at {self._path(storage, uuid)}"
+                           "/disk")
+        made = image_uuid not in self.host.snapshots
+        if made:
+            self._write("writing the snapshot")
+            self.host.snapshots[image_uuid] = (storage, disk.data)
+        content = self.host.snapshots[image_uuid][1] or ""
+        dom = self.host.domains.get(uuid)
+        return {"path": self._snapshot_path(uuid, storage, image_uuid),
+                "size": len(content.encode()), "virtual_size": disk.size,
+                "sha256": hashlib.sha256(content.encode()).hexdigest(),
+                "method": (("live" if dom and dom.running else "offline")
+                           if made else None), "seconds": 0.0}
+
+    def snapshot_remove(self, uuid, storage, image_uuid):
+        _uuid(uuid), self._dirs(storage)
+        return {"removed": self.host.snapshots.pop(image_uuid, None)
+                is not None}
+
+    def download(self, remote_path):
+        """The controller's SFTP get of a snapshot file: its content."""
+        image_uuid = remote_path.rsplit("/snapshot-", 1)[-1] \
+            .removesuffix(".qcow2")
+        if image_uuid not in self.host.snapshots:
+            raise DroverError(f"{remote_path}: No such file")
+        return self.host.snapshots[image_uuid][1] or ""
 
     def _cached(self, image_path):
         if image_path and image_path.rsplit("/", 1)[-1] not in \
@@ -126,9 +167,17 @@ class SimAgent:
     # -- instances --------------------------------------------------------
 
     def instance_prepare(self, uuid, storage, image_path, image_format,
-                         disk_gb):
+                         disk_gb, flatten=False):
         uuid, dirs = _uuid(uuid), self._dirs(storage)
         self._cached(image_path)
+        if flatten:         # a standalone copy of the image; kept if there
+            if uuid not in dirs:
+                self._write(f"creating {self._path(storage, uuid)}")
+                dirs[uuid] = Disk("qcow2", disk_gb * GIB, None,
+                                  data=self.host.image_data.get(
+                                      image_path.rsplit("/", 1)[-1]))
+            return {"path": self._path(storage, uuid),
+                    "size": disk_gb * GIB}
         self._write(f"creating {self._path(storage, uuid)}")
         # A new overlay: over an existing disk, whatever it held is gone.
         data = f"overwritten-{uuid}" if uuid in dirs else f"data-{uuid}"

@@ -26,9 +26,11 @@ clock whose ``sleep`` returns at once (running events due by then).
 """
 import copy
 import datetime
+import hashlib
 import heapq
 import itertools
 import json
+import os
 import sys
 import time as _walltime
 
@@ -139,8 +141,22 @@ class SimHosts(HostManager):
 
     def upload(self, host, local_path, remote_path):
         self.store.get_host(host)
-        self.fleet.rpc(host, "upload", {"remote_path": remote_path},
-                       internal=True)
+        content = None
+        if os.path.isfile(local_path):      # a snapshot in the store
+            with open(local_path) as f:
+                content = f.read()
+        self.fleet.rpc(host, "upload", {"remote_path": remote_path,
+                                        "content": content}, internal=True)
+
+    def download(self, host, remote_path, local_path):
+        self.store.get_host(host)
+        content = self.fleet.rpc(host, "download",
+                                 {"remote_path": remote_path},
+                                 internal=True)
+        with open(local_path, "w") as f:
+            f.write(content)
+        return {"size": len(content.encode()),
+                "sha256": hashlib.sha256(content.encode()).hexdigest()}
 
 
 class WatchedLog:

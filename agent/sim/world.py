@@ -90,6 +90,8 @@ class Host:
         self.domains = {}               # uuid -> Domain
         self.images = set()             # cached image uuids
         self.uploads = set()            # image uuids with a .part file
+        self.image_data = {}            # cached image uuid -> whose data
+        self.snapshots = {}             # image uuid -> (storage, data)
         self.copy_jobs = {}             # key -> Job
         self.live_jobs = {}             # instance uuid -> (mig uuid, Job)
         self.failures = []              # [method, error, times]

@@ -4,6 +4,7 @@ judge the outcome against the two promises and the audit."""
 import shutil
 import sqlite3
 
+from agent.common.errors import DroverError
 from agent.controller import audit, periodic, states
 from agent.controller.db import Store, upgrade
 from agent.sim.fleet import ControllerCrash, Fleet
@@ -22,7 +23,9 @@ VERBS = {"migrate": ("cold_migrate", "migrate"),
          "stop": ("stop", "stop"), "start": ("start", "start"),
          "reboot": ("reboot", "reboot"),
          "rescue": ("rescue", "rescue"),
-         "unrescue": ("unrescue", "unrescue")}
+         "unrescue": ("unrescue", "unrescue"),
+         "snapshot": ("snapshot", "image-create"),
+         "shelve": ("shelve", "shelve"), "unshelve": ("unshelve", "unshelve")}
 
 
 def new_store(tmp_path):
@@ -244,7 +247,19 @@ class SimLab:
     def _data_anywhere(self, uuid):
         return any(d.data == f"data-{uuid}"
                    for dirs in self.fleet.world.storage.values()
-                   for d in dirs.values())
+                   for d in dirs.values()) or self._data_in_image(uuid)
+
+    def _data_in_image(self, uuid):
+        """A shelved instance's data: its image's file in the store."""
+        image = self.store.get_instance(uuid, deleted=True).get(
+            "shelved_image_uuid")
+        if not image:
+            return False
+        try:
+            with open(self.store.get_image(image)["path"]) as f:
+                return f.read() == f"data-{uuid}"
+        except (OSError, DroverError):
+            return False
 
     def _data_on_host(self, inst):
         host = self.fleet.host(inst["host"])

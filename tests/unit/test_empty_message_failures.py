@@ -2,6 +2,7 @@
 exception with no message (``TimeoutError()``): the task ends with a
 reason that says what it was, and the instance is never left busy (no
 owning task, no task_state), so the next operation is accepted."""
+import hashlib
 import shutil
 import types
 
@@ -31,6 +32,10 @@ ANSWERS = {
     "migration.start": {"created_at": 1.0},
     "migration.wait": COMPLETED,
     "live.disk_facts": {},
+    "snapshot.create": {"path": "/i/snapshot.qcow2", "size": 4,
+                        "virtual_size": 1 << 30, "method": "live",
+                        "seconds": 0.1,
+                        "sha256": hashlib.sha256(b"snap").hexdigest()},
 }
 
 
@@ -47,6 +52,11 @@ class Agents:
         if self.count == self.fail_at:
             raise TimeoutError()
         return ANSWERS.get(method, {})
+
+    def download(self, host, remote_path, local_path):
+        with open(local_path, "wb") as f:
+            f.write(b"snap")
+        return {"size": 4, "sha256": hashlib.sha256(b"snap").hexdigest()}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +76,8 @@ def _world(tmp_path, agents, mocker, schema):
     store.create_flavor("b", 2, 512, 3)
     store.create_image("img", "/images/img", "qcow2", 1 << 30, 1 << 20)
     mocker.patch.object(steps.images, "ensure_on_host", return_value="/img")
+    mocker.patch.object(steps.images, "store_path",
+                        lambda image_uuid: tmp_path / image_uuid)
     svc = types.SimpleNamespace(store=store, hosts=agents)
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc,
                             max_workers=1)
@@ -99,6 +111,18 @@ def _on_fenced_host(svc):
     return inst
 
 
+def _shelved(svc):
+    inst = svc.store.create_instance("vm1", "s", "img")
+    image = steps.images.new_snapshot(svc.store, "vm1-shelved", inst)
+    with open(image["path"], "wb") as f:
+        f.write(b"snap")
+    svc.store.update_image(image["uuid"], status="active", size=4,
+                           checksum=hashlib.sha256(b"snap").hexdigest())
+    return svc.store.update_instance(
+        inst["uuid"], vm_state=states.SHELVED_OFFLOADED, task_state=None,
+        shelved_image_uuid=image["uuid"])
+
+
 # operation -> (set-up, parameters)
 CASES = {
     "create": (None, {}),
@@ -114,6 +138,9 @@ CASES = {
     "evacuate": (_on_fenced_host, {"rebuild": True}),
     "rescue": (_active, {}),
     "unrescue": (lambda svc: _active(svc, states.RESCUED), {}),
+    "image-create": (_active, {"image_name": "snap"}),
+    "shelve": (_active, {}),
+    "unshelve": (_shelved, {}),
 }
 
 

@@ -133,8 +133,10 @@ AGENT = table(
     # -- instances (agent.host.instances) ---------------------------------
     Method("instance.prepare",
            ("uuid", "storage", "image_path", "image_format", "disk_gb"),
+           ("flatten",),
            doc="Instance directory and a qcow2 overlay on the cached "
-               "image; the same overlay again is kept."),
+               "image (flatten: a standalone copy of it); the same "
+               "overlay again is kept, a flattened disk never rewritten."),
     Method("instance.define", ("spec",),
            doc="Define (or redefine identically) the domain of a spec."),
     Method("instance.start", _UUID, doc="Start; a running one: False."),
@@ -159,6 +161,16 @@ AGENT = table(
     Method("instance.info", _UUID, doc="State, vCPUs, memory."),
     Method("instance.console_log", _DIR, ("lines",),
            doc="The last lines of the console log."),
+
+    # -- snapshots of an instance's disk (agent.host.snapshots) ----------
+    Method("snapshot.create", ("uuid", "storage", "image_uuid"),
+           timeout=3600,
+           doc="A standalone compact qcow2 of the disk as it is now (a "
+               "running guest: libvirt's backup job, no pause; stopped: "
+               "qemu-img), beside it; found made: kept.  Path, size, "
+               "sha256."),
+    Method("snapshot.remove", ("uuid", "storage", "image_uuid"),
+           doc="Remove that snapshot file; absent: False."),
 
     # -- is a storage shared? (agent.host.storage) ------------------------
     Method("storage.probe_write", ("storage",), idempotent=False,

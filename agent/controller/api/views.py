@@ -29,7 +29,8 @@ def flavor_row(f):
 
 def image_row(i):
     return {"ID": i["uuid"], "Name": i["name"], "Format": i["format"],
-            "Size": i["size"], "Virtual Size": i["virtual_size"]}
+            "Status": i.get("status", "active"), "Size": i["size"],
+            "Virtual Size": i["virtual_size"]}
 
 
 def server_row(inst):

@@ -8,6 +8,8 @@ from agent.controller.db import validate
 from agent.controller.db.models import Flavor, Image, Instance
 from agent.controller.db.session import one
 
+IMAGE_UPDATABLE = frozenset({"status", "size", "virtual_size", "checksum"})
+
 
 def get_flavor(s, name_or_id):
     cond = Flavor.name == str(name_or_id)
@@ -73,11 +75,13 @@ class CatalogMixin:
             return flavor.as_dict()
 
     def create_image(self, name, path, format, virtual_size, size,
-                     checksum=None, uuid=None):
+                     checksum=None, uuid=None, status="active",
+                     instance_uuid=None):
         validate.name(name, "image name")
         image = Image(uuid=uuid or str(uuidlib.uuid4()), name=name,
                       path=path, format=format, virtual_size=virtual_size,
-                      size=size, checksum=checksum)
+                      size=size, checksum=checksum, status=status,
+                      instance_uuid=instance_uuid)
         with self.db.write() as s:
             if s.scalar(select(Image.id).where(Image.name == name)):
                 raise Conflict(f"image {name} already exists")
@@ -88,6 +92,19 @@ class CatalogMixin:
     def get_image(self, name_or_uuid):
         with self.db.read() as s:
             return get_image(s, name_or_uuid).as_dict()
+
+    def update_image(self, name_or_uuid, **values):
+        """Set ``values`` (status, size, virtual_size, checksum) of an
+        image; returns it."""
+        unknown = set(values) - IMAGE_UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        with self.db.write() as s:
+            image = get_image(s, name_or_uuid)
+            for key, value in values.items():
+                setattr(image, key, value)
+            s.flush()
+            return image.as_dict()
 
     def list_images(self):
         with self.db.read() as s:
@@ -104,5 +121,12 @@ class CatalogMixin:
             if users:
                 raise Conflict(f"image {image.name} is used by {users} "
                                "instances")
+            shelved = s.scalar(select(func.count()).select_from(Instance)
+                               .where(Instance.shelved_image_uuid
+                                      == image.uuid,
+                                      Instance.deleted_at.is_(None)))
+            if shelved:
+                raise Conflict(f"image {image.name} holds the disk of a "
+                               "shelved instance")
             s.delete(image)
             return image.as_dict()

@@ -16,7 +16,7 @@ STORAGE = ("local", "shared")
 UPDATABLE = frozenset({
     "host", "availability_zone", "vm_state", "task_state", "power_state",
     "flavor", "flavor_id", "old_flavor", "new_flavor", "error", "storage",
-    "launched_at", "image_uuid"})
+    "launched_at", "image_uuid", "shelved_image_uuid"})
 _ATTEMPTS = 5
 
 

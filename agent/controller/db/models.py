@@ -140,6 +140,11 @@ class Image(Base):
     virtual_size: Mapped[int] = mapped_column(BigInteger)
     size: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str | None] = mapped_column(String(128))
+    # "saving" while a snapshot is copied in, "active" once checked.
+    status: Mapped[str] = mapped_column(String(16), default="active",
+                                        server_default="active")
+    # The instance a snapshot was taken of (None: imported).
+    instance_uuid: Mapped[str | None] = mapped_column(String(UUID))
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
 
@@ -161,6 +166,8 @@ class Instance(Base):
     old_flavor: Mapped[dict | None] = mapped_column(JSON)
     new_flavor: Mapped[dict | None] = mapped_column(JSON)
     image_uuid: Mapped[str | None] = mapped_column(String(UUID))
+    # The image holding the disk of a shelved instance (on no host).
+    shelved_image_uuid: Mapped[str | None] = mapped_column(String(UUID))
     host: Mapped[str | None] = mapped_column(String(NAME), index=True)
     availability_zone: Mapped[str | None] = mapped_column(String(NAME))
     # The zone the user asked for (moves stay in it), None: any.

@@ -16,7 +16,8 @@ from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
                                   evacuate, host_evacuate, live_migrate,
                                   power, rescue, resize_confirm,
-                                  resize_revert, unrescue)
+                                  resize_revert, shelve, snapshot, unrescue,
+                                  unshelve)
 from agent.controller.states import ANY, IDLE, Rule
 
 
@@ -72,6 +73,16 @@ _TABLE = (
     Operation("live-migrate", "live_migrate", live_migrate.workflow,
               _rule({st.ACTIVE, st.PAUSED}, IDLE, st.MIGRATING),
               live_migrate.precheck),
+    # Not from RESCUED (rescue's rule): the disk in use is the rescue's.
+    Operation("image-create", "snapshot", snapshot.workflow,
+              _rule({st.ACTIVE, st.STOPPED}, IDLE, st.IMAGE_SNAPSHOT),
+              snapshot.precheck),
+    Operation("shelve", "shelve", shelve.workflow,
+              _rule({st.ACTIVE, st.STOPPED}, IDLE, st.SHELVING),
+              shelve.precheck),
+    Operation("unshelve", "unshelve", unshelve.workflow,
+              _rule({st.SHELVED_OFFLOADED}, IDLE, st.UNSHELVING),
+              unshelve.precheck),
     Operation("drain", drain.KIND, drain.workflow, None, drain.precheck),
     Operation("fence", fencing.KIND, fencing.workflow, None,
               fencing.precheck),

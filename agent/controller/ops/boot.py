@@ -24,7 +24,10 @@ def check_request(store, flavor, image, availability_zone=None, host=None):
     """Refuse up front (NotFound / InvalidInput, exit 2) what names
     nothing: the flavor, the image, the availability zone, the host."""
     store.get_flavor(flavor)
-    store.get_image(image)
+    found = store.get_image(image)
+    if found.get("status", "active") != "active":
+        raise InvalidInput(f"image {found['name']} is {found['status']}, "
+                           "not active")
     if host is not None:
         store.get_host(host)
     if availability_zone is not None:

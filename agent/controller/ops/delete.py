@@ -13,6 +13,8 @@
    (an agent that cannot be reached in 2-4 is as in 1: the clean-up is
    recorded and the rest left to it)
 5. deleted:  release its capacity, free its address, mark it deleted
+6. shelved:  a shelved instance's image removed (its disk: what the user
+             asked to delete)
 
 Forward only (there is nothing to undo a deletion to); resumed forward
 after a restart.  An instance that was never placed is only marked.
@@ -20,7 +22,7 @@ Deleting on a down host breaks no promise: the guest is not started
 anywhere else, and its disk is what the user asked to delete.
 """
 from agent.common.errors import one_line
-from agent.controller import states
+from agent.controller import images, states
 from agent.controller.ops import common, resize_confirm
 from agent.controller.tasks.workflow import Step, Workflow
 from agent.transport.errors import HostUnreachable
@@ -81,6 +83,12 @@ def mark_deleted(ctx):
     ctx.progress("deleted")
 
 
+def discard_shelved(ctx):
+    inst = ctx.services.store.get_instance(ctx.params["uuid"], deleted=True)
+    if inst.get("shelved_image_uuid"):
+        images.discard(ctx.services.store, inst["shelved_image_uuid"])
+
+
 def workflow(params):
     confirm = []
     if params.get("confirm_resize"):
@@ -94,4 +102,5 @@ def workflow(params):
         Step("undefine", undefine),
         Step("cleanup", cleanup),
         Step("deleted", mark_deleted),
+        Step("shelved", discard_shelved),
     ], resume="forward", on_failed=common.set_error)

@@ -106,14 +106,14 @@ def best_effort(ctx, what, host, method, **params):
 
 # -- steps by role ---------------------------------------------------------
 
-def fetch_image(role, image_key=None):
-    """Step: the instance's image (or the one whose uuid is
-    ``ctx[image_key]``) into the cache of host ``ctx[role]`` (a cache:
-    nothing to undo)."""
+def fetch_image(role, which="image_uuid", image_key=None):
+    """Step: an image into the cache of host ``ctx[role]`` (a cache:
+    nothing to undo): the one whose uuid is ``ctx[image_key]``, else the
+    one the instance's column ``which`` names (its own image, or the
+    snapshot a shelved instance is held in)."""
     def step(ctx):
         image = ctx.services.store.get_image(
-            ctx[image_key] if image_key else
-            common.instance(ctx)["image_uuid"])
+            ctx[image_key] if image_key else common.instance(ctx)[which])
         path = images.ensure_on_host(ctx.services.hosts, ctx[role], image,
                                      ctx.progress)
         return {"image_path": path, "image_format": image["format"]}

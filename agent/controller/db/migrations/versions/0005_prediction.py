@@ -9,7 +9,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_prediction"
+revision = "0005_prediction"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,116 @@
+"""Snapshots of an instance's disk, as the controller takes them into
+its image store: ``snapshot.create`` writes a standalone compact qcow2
+beside the disk (``snapshot-<image uuid>.qcow2`` in the instance
+directory), the controller copies it away and checks its sha256, then
+``snapshot.remove`` deletes it.  The instance's own disk and its backing
+chain are only read: a running guest through libvirt's backup job
+(agent.hypervisor.backup, no pause, the disk as it was when the job
+began), a stopped one through ``qemu-img convert``.
+"""
+import hashlib
+import os
+import threading
+import time
+from xml.etree import ElementTree
+
+from agent.common import disk, validate
+from agent.common.errors import Conflict
+from agent.host.instances import idir
+from agent.hypervisor import backup, domains
+
+LIVE = ("running", "paused", "blocked")
+COPY_TIMEOUT_S = 3600
+_locks = {}
+_locks_lock = threading.Lock()
+
+
+def method_for(state):
+    """How a domain in ``state`` (None: not defined) is copied: "live"
+    (backup job) or "offline" (qemu-img)."""
+    return "live" if state in LIVE else "offline"
+
+
+def file_name(image_uuid):
+    return f"snapshot-{validate.uuid(image_uuid)}.qcow2"
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _lock(key):
+    with _locks_lock:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def disk_target(xml, disk_path):
+    """The target device (e.g. "vda") of the disk at ``disk_path`` in a
+    domain's XML."""
+    for d in ElementTree.fromstring(xml).iter("disk"):
+        source, target = d.find("source"), d.find("target")
+        if source is not None and target is not None and \
+                source.get("file") == disk_path:
+            return target.get("dev")
+    raise Conflict(f"the domain has no disk {disk_path}")
+
+
+class Snapshots:
+    """Bound to the agent's libvirt connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def create(self, uuid, storage, image_uuid):
+        """The snapshot file of ``image_uuid`` (made now, or found made);
+        its path, size, virtual size, sha256 and how it was taken.  A
+        second call while the first runs waits for it."""
+        d = idir(uuid, storage)
+        out = d.file(file_name(image_uuid))
+        with _lock(out):
+            took = None
+            if not out.is_file():
+                took = self._take(uuid, d, out)
+            info = disk.info(str(out), "qcow2")
+            return {"path": str(out), "size": out.stat().st_size,
+                    "virtual_size": info.virtual_size,
+                    "sha256": sha256_file(out), "method": took and took[0],
+                    "seconds": took and took[1]}
+
+    def _take(self, uuid, d, out):
+        part = out.with_name(out.name + ".part")
+        part.unlink(missing_ok=True)
+        state = domains.state(self.conn, uuid)
+        how = method_for(state and state[0])
+        started = time.monotonic()
+        try:
+            if how == "live":
+                target = disk_target(domains.get_xml(self.conn, uuid),
+                                     str(d.disk))
+                backup.copy_disk(self.conn, uuid, target, str(part),
+                                 COPY_TIMEOUT_S)
+            else:
+                disk.convert(str(d.disk), str(part), d.disk_format(),
+                             "qcow2")
+            os.chmod(part, 0o644)
+            os.replace(part, out)
+        finally:
+            part.unlink(missing_ok=True)
+        return how, round(time.monotonic() - started, 3)
+
+    def remove(self, uuid, storage, image_uuid):
+        """Remove the snapshot file (and a half-written one); absent:
+        False."""
+        out = idir(uuid, storage).file(file_name(image_uuid))
+        with _lock(out):
+            part = out.with_name(out.name + ".part")
+            found = out.is_file() or part.is_file()
+            out.unlink(missing_ok=True)
+            part.unlink(missing_ok=True)
+        return {"removed": found}
+
+    def register(self, server):
+        server.register_group("snapshot", self)

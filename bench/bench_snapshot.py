@@ -1,0 +1,184 @@
+"""Live snapshot of a guest with 256 MiB of data on a 4 GiB disk, against
+a raw ``qemu-img convert`` of the same disk, stopped, in the same run.
+
+Brings up a one-host namespace lab (``dsnb`` on 198.18.205.0/24) with
+drover, creates flavor ``bench.4g`` (4 GiB disk) and a guest with it,
+writes ``DATA_MIB`` of data into its disk (16 pieces spread over the disk,
+with qemu-io while it is stopped), starts it, then in each round:
+
+- ``drover server image create bench-vm --name ... --wait`` while the
+  guest runs and a pinger in the lab pings it every 10 ms: wall time (CLI
+  to the image active and checked in the controller's store), the copy
+  on the host alone (libvirt's backup job, from the task's progress),
+  the longest gap in the replies (the guest's longest pause, as the
+  network sees it), the image's size;
+- the guest stopped, ``qemu-img convert -O qcow2`` of its disk chain on
+  the host, timed: the raw tool doing the same job offline.
+
+Prints median and spread (min..max) over the rounds and the ratios.
+Targets: pause <= 100 ms, snapshot wall <= 1.5 x offline convert, image
+size <= 1.1 x the allocated data.
+
+    .venv/bin/python bench/bench_snapshot.py [--rounds 3] [--data-mib 256]
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "integration"))
+
+from benchlab import DROVER, bench_fleet, drover  # noqa: E402
+from helpers import wait_guest  # noqa: E402
+
+from agent.lab.lab import unavailable_reason  # noqa: E402
+from agent.lab.pinger import Pinger  # noqa: E402
+
+MiB = 1 << 20
+LAB_NAME, LAB_NETWORK = "dsnb", "198.18.205.0/24"
+INSTANCES = "/var/lib/drover/instances"
+PIECES = 16
+_COPIED = re.compile(r"disk copied:? \(?(\w+), (\d+) MiB in ([\d.]+) s\)")
+_STORED = re.compile(r"stored and checked in ([\d.]+) s")
+
+
+def fill(lab, host, disk, data_mib):
+    """Write ``data_mib`` MiB of non-zero data into the stopped guest's
+    qcow2 overlay, in PIECES pieces from 512 MiB on (clear of its boot
+    file system)."""
+    size = json.loads(lab.host_exec(host, ["qemu-img", "info",
+                                           "--output=json", disk]))[
+        "virtual-size"]
+    piece = data_mib // PIECES
+    step = (size - (512 * MiB)) // PIECES // MiB
+    argv = ["qemu-io", "-f", "qcow2", disk]
+    for i in range(PIECES):
+        argv += ["-c", f"write -P {0x11 + i} {512 + i * step}M {piece}M"]
+    lab.host_exec(host, argv)
+
+
+def allocated_data(lab, host, disk):
+    """Bytes of data the guest's disk holds through its chain (qemu-img
+    map: extents with data)."""
+    out = json.loads(lab.host_exec(host, ["qemu-img", "map", "-U",
+                                          "--output=json", disk]))
+    return sum(e["length"] for e in out if e["data"])
+
+
+def snapshot(lab, socket, ip, name):
+    pinger = Pinger(lab, None, ip, interval=0.01)
+    time.sleep(0.5)
+    started = time.monotonic()
+    proc = subprocess.run(DROVER + ["--controller-socket", socket, "server",
+                                    "image", "create", "bench-vm", "--name",
+                                    name, "--wait", "-f", "json"],
+                          capture_output=True, text=True)
+    wall = time.monotonic() - started
+    pinger.stop()
+    if proc.returncode:
+        raise RuntimeError(f"image create: {proc.stderr}")
+    copied = _COPIED.findall(proc.stderr)[-1:]
+    copied = copied[0] if copied else None
+    stored = _STORED.findall(proc.stderr)[-1:]
+    image = json.loads(proc.stdout)
+    return {"wall": wall, "copy": float(copied[2]) if copied else None,
+            "store": float(stored[0]) if stored else None,
+            "method": copied[0] if copied else None,
+            "pause_ms": pinger.longest_gap_ms, "lost": pinger.lost,
+            "size": image["size"]}
+
+
+def convert(lab, host, disk):
+    out = "/var/lib/drover/bench-convert.qcow2"
+    os.sync()
+    started = time.monotonic()
+    lab.host_exec(host, ["qemu-img", "convert", "-O", "qcow2", disk, out])
+    took = time.monotonic() - started
+    size = int(lab.host_exec(host, ["stat", "-c", "%s", out]))
+    lab.host_exec(host, ["rm", "-f", out])
+    return took, size
+
+
+def run(rounds, data_mib):
+    with bench_fleet(LAB_NAME, LAB_NETWORK, hosts=1) as (lab, socket):
+        host = lab.status()[0]["name"]
+        drover(socket, "flavor", "create", "bench.4g", "--vcpus", "1",
+               "--ram", "256", "--disk", "4")
+        server = json.loads(drover(socket, "server", "create", "bench-vm",
+                                   "--flavor", "bench.4g", "--image",
+                                   "lab-guest", "--wait", "-f", "json"))
+        uuid, ip = server["id"], server["addresses"]
+        disk = f"{INSTANCES}/{uuid}/disk"
+        wait_guest(ip)
+        drover(socket, "server", "stop", "bench-vm", "--wait")
+        fill(lab, host, disk, data_mib)
+        data = allocated_data(lab, host, disk)
+        results = []
+        for i in range(rounds):
+            drover(socket, "server", "start", "bench-vm", "--wait")
+            boot = wait_guest(ip, timeout=90)["boot"]
+            live = snapshot(lab, socket, ip, f"bench-snap-{i}")
+            assert wait_guest(ip)["boot"] == boot, "the guest restarted"
+            drover(socket, "image", "delete", f"bench-snap-{i}")
+            drover(socket, "server", "stop", "bench-vm", "--wait")
+            live["convert"], live["convert_size"] = convert(lab, host, disk)
+            results.append(live)
+        return data, results
+
+
+def spread(values, fmt="{:.2f}"):
+    return (f"{fmt.format(statistics.median(values))} "
+            f"({fmt.format(min(values))}..{fmt.format(max(values))})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data-mib", type=int, default=256)
+    args = parser.parse_args(argv)
+    reason = unavailable_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
+    data, rs = run(args.rounds, args.data_mib)
+    col = {k: [r[k] for r in rs] for k in rs[0]}
+    wall_ratio = [r["wall"] / r["convert"] for r in rs]
+    copy_ratio = [r["copy"] / r["convert"] for r in rs if r["copy"]]
+    size_ratio = [r["size"] / data for r in rs]
+    conv_ratio = [r["convert_size"] / data for r in rs]
+    print(f"{len(rs)} rounds, median (min..max); data {data / MiB:.0f} MiB "
+          f"allocated in the disk's chain, method {col['method'][0]}")
+    print(f"qemu-img convert, stopped:  {spread(col['convert'])} s")
+    print(f"drover live snapshot wall:  {spread(col['wall'])} s "
+          "(CLI to the image active and checked in the store)")
+    if copy_ratio:
+        print(f"  of which the host's copy: "
+              f"{spread([r['copy'] for r in rs if r['copy']])} s")
+    stores = [r["store"] for r in rs if r["store"]]
+    if stores:
+        print(f"  of which into the store:  {spread(stores)} s "
+              "(ssh copy to the controller, sha256 on the way)")
+    print(f"guest's longest pause:      {spread(col['pause_ms'], '{:.0f}')}"
+          f" ms (pings every 10 ms; lost {col['lost']})  target <= 100")
+    print(f"wall ratio snapshot/convert: {spread(wall_ratio, '{:.3f}')}  "
+          "target <= 1.5")
+    if copy_ratio:
+        print(f"copy ratio host copy/convert: "
+              f"{spread(copy_ratio, '{:.3f}')}")
+    print(f"image size / allocated data: {spread(size_ratio, '{:.3f}')}  "
+          f"target <= 1.1 (convert's own: {spread(conv_ratio, '{:.3f}')})")
+    ok = (statistics.median(col["pause_ms"]) <= 100
+          and statistics.median(wall_ratio) <= 1.5
+          and statistics.median(size_ratio) <= 1.1)
+    print("targets met" if ok else "targets NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
