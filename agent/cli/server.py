@@ -1,6 +1,6 @@
 """drover server create|list|show|delete|stop|start|reboot, server event
 list, server console log (migrate, resize: agent.cli.migrate; evacuate:
-agent.cli.evacuate)"""
+agent.cli.evacuate; server group: agent.cli.groups)"""
 from agent.cli.common import finish, parse_properties, subcommand
 
 LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Host Status", "Networks",
@@ -13,7 +13,8 @@ DRY_RUN_COLUMNS = ["Host", "Result", "Weight", "Filter", "Reason"]
 def _create(c, a):
     params = dict(name=a.name, flavor=a.flavor, image=a.image,
                   availability_zone=a.availability_zone, host=a.host,
-                  storage=a.storage, metadata=parse_properties(a.property))
+                  storage=a.storage, metadata=parse_properties(a.property),
+                  hints=parse_properties(a.hint))
     if a.dry_run:
         return (c.call("server.create", dry_run=True, **params),
                 DRY_RUN_COLUMNS)
@@ -46,6 +47,9 @@ def register(subparsers):
                         "disk or on shared storage")
     s.add_argument("--property", action="append", metavar="KEY=VALUE",
                    help="guest metadata, passed as SMBIOS OEM strings")
+    s.add_argument("--hint", action="append", metavar="KEY=VALUE",
+                   help="scheduler hint: group=NAME puts the instance in "
+                        "that server group")
     s.add_argument("--dry-run", action="store_true",
                    help="show every host with the filter that rejected it "
                         "or its weight; boot nothing")
@@ -93,6 +97,7 @@ def register(subparsers):
     s.add_argument("--lines", type=int, default=50,
                    help="last N lines (default 50; 0 for all)")
 
-    from agent.cli import evacuate, migrate
+    from agent.cli import evacuate, groups, migrate
     migrate.register_server(sub)
     evacuate.register_server(sub)
+    groups.register_server(sub)

@@ -54,14 +54,18 @@ class Admission:
         return inst, task_id
 
     def create(self, name, flavor, image, availability_zone=None, host=None,
-               storage="local", metadata=None):
+               storage="local", metadata=None, group=None):
         """A new instance and its boot task; everything it names is checked
-        before the instance is recorded."""
+        before the instance is recorded.  ``group``: the server group it
+        joins (``--hint group=NAME``) before it is scheduled."""
         boot.check_request(self.store, flavor=flavor, image=image,
-                           availability_zone=availability_zone, host=host)
+                           availability_zone=availability_zone, host=host,
+                           group=group)
         inst = self.store.create_instance(
             name, flavor, image, availability_zone=availability_zone,
             storage=storage, guest_metadata=metadata or {})
+        if group is not None:
+            self.store.add_group_member(group, inst["uuid"])
         return self.submit("create", inst["uuid"], host=host)
 
     def submit_host(self, operation, host, **params):
