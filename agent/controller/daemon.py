@@ -19,6 +19,7 @@ from agent.controller import api, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
+from agent.controller.load import LoadHistory
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -33,12 +34,15 @@ class Services:
     hosts: HostManager
     engine: TaskEngine = None
     admission: Admission = None
+    # The measured load of guests and hosts (memory only, 10 minutes).
+    load: LoadHistory = None
 
 
 def build():
     upgrade(CONF.controller.database_url)
     store = Store(CONF.controller.database_url)
-    svc = Services(store=store, hosts=HostManager(store))
+    load = LoadHistory()
+    svc = Services(store=store, hosts=HostManager(store, load), load=load)
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
     svc.admission = Admission(svc)
     return svc

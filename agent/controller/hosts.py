@@ -26,8 +26,11 @@ def _now():
 
 
 class HostManager:
-    def __init__(self, store):
+    def __init__(self, store, load=None):
+        """``load``: a LoadHistory (agent.controller.load) that keeps
+        each poll's load sample, or None."""
         self.store = store
+        self.load = load
         self._clients = {}
         self._lock = threading.Lock()
         self._last_ok = {}
@@ -176,6 +179,8 @@ class HostManager:
             return
         now = self.store.upsert_host(name, facts=facts)["state"]
         self._last_ok[name] = time.monotonic()
+        if self.load is not None:
+            self.load.record(name, facts.get("load"))
         if now == "up" and was != "up":
             LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))
