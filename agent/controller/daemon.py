@@ -15,7 +15,7 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.controller import api, periodic
+from agent.controller import api, auto_rebalance, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
@@ -53,6 +53,7 @@ def serve():
     svc.hosts.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
+    auto_rebalance.start(svc)
     if resumed:
         LOG.info("resumed %d task(s) left in flight: %s", len(resumed),
                  resumed)

@@ -21,6 +21,7 @@ import time
 
 HISTORY_S = 600.0
 DEFAULT_WINDOW_S = 60.0
+SWEEP_S = 30.0      # how often guests no host reports any more are dropped
 
 
 class LoadHistory:
@@ -32,6 +33,7 @@ class LoadHistory:
         self._guests = collections.defaultdict(collections.deque)
         # host -> deque of (seen_at, host_clock, busy, total, ncpus)
         self._hosts = collections.defaultdict(collections.deque)
+        self._swept = clock()
 
     def record(self, host, sample):
         """Keep one host's sample (the ``load`` of its facts; None:
@@ -50,8 +52,12 @@ class LoadHistory:
                 series.append((now, host, sample["clock"], g["cpu_time_ns"],
                                g["memory_kb"]))
                 self._trim(series, now)
-            for uuid in [u for u, s in self._guests.items() if not s]:
-                del self._guests[uuid]
+            if now - self._swept >= SWEEP_S:
+                self._swept = now
+                for uuid, series in list(self._guests.items()):
+                    self._trim(series, now)
+                    if not series:
+                        del self._guests[uuid]
 
     def _trim(self, series, now):
         while series and now - series[0][0] > self.history_s:
@@ -64,7 +70,7 @@ class LoadHistory:
             series = list(self._guests.get(uuid, ()))
         now = self.clock()
         used = spent = 0.0
-        for a, b in zip(series, series[1:]):
+        for a, b in zip(series, series[1:], strict=False):
             if now - b[0] > window_s or a[1] != b[1]:
                 continue
             dt, dcpu = b[2] - a[2], b[3] - a[3]
@@ -91,7 +97,7 @@ class LoadHistory:
             series = list(self._hosts.get(host, ()))
         now = self.clock()
         busy = total = 0
-        for a, b in zip(series, series[1:]):
+        for a, b in zip(series, series[1:], strict=False):
             if now - b[0] > window_s or b[3] < a[3]:
                 continue
             busy += b[2] - a[2]
