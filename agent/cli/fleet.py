@@ -18,6 +18,7 @@ from agent.common.errors import InvalidInput
 COLUMNS = ["Kind", "Host", "Instance", "Detail"]
 LOAD_COLUMNS = ["Host", "vCPUs", "Guests", "Guest CPU", "Guest Memory MB",
                 "Host CPU Busy"]
+SERVER_LOAD_COLUMNS = ["Server", "Host", "CPU", "Memory MB"]
 PLAN_COLUMNS = ["Server", "Source", "Destination", "Source Load",
                 "Destination Load", "Predicted Time", "Predicted Downtime"]
 REPORT_COLUMNS = ["Server", "Result", "Destination", "Reason"]
@@ -108,11 +109,13 @@ def register(subparsers):
                        "anything is off)", description=__doc__)
     output.add_format_args(s)
     s.set_defaults(func=_audit)
-    subcommand(sub, "load", lambda c, a: (c.call("fleet.load"),
-                                          LOAD_COLUMNS),
-               "the measured load of each host (its guests' CPU cores and "
-               "memory, averaged over [rebalance] load_window)",
-               formatted=True)
+    s = subcommand(sub, "load", lambda c, a: (
+        c.call("fleet.load", servers=a.servers),
+        SERVER_LOAD_COLUMNS if a.servers else LOAD_COLUMNS),
+        "the measured load of each host (its guests' CPU cores and "
+        "memory, averaged over [rebalance] load_window)", formatted=True)
+    s.add_argument("--servers", action="store_true",
+                   help="per server instead of per host")
     s = sub.add_parser("rebalance", help="even out the load with live "
                        "migrations (a dry run unless --execute)",
                        description=REBALANCE_HELP)

@@ -17,10 +17,17 @@ def fleet_audit(svc):
     return audit.run(svc.store, svc.hosts)
 
 
-def fleet_load(svc):
+def fleet_load(svc, servers=False):
     """Per host: its guests' measured CPU (cores) and memory (MiB) summed,
-    and its CPU's busy fraction as the host reports it."""
+    and its CPU's busy fraction as the host reports it; ``servers``: per
+    instance instead (None: not measured yet)."""
     usage = svc.load.usage(CONF.rebalance.load_window) if svc.load else {}
+    if servers:
+        return [{"Server": i["name"], "Host": i["host"],
+                 "CPU": _rounded(usage.get(i["uuid"], {}).get("cpu"), 3),
+                 "Memory MB": _rounded(usage.get(i["uuid"], {})
+                                       .get("memory_mb"), 0)}
+                for i in svc.store.list_instances() if i["host"]]
     rows = {h["name"]: {"Host": h["name"], "vCPUs": h["vcpus"],
                         "Guests": 0, "Guest CPU": 0.0,
                         "Guest Memory MB": 0.0,
@@ -39,6 +46,10 @@ def fleet_load(svc):
         row["Guest CPU"] = round(row["Guest CPU"], 3)
         row["Guest Memory MB"] = round(row["Guest Memory MB"])
     return list(rows.values())
+
+
+def _rounded(value, digits):
+    return None if value is None else round(value, digits)
 
 
 def fleet_rebalance(svc, dry_run=True, metric="cpu", threshold=None,
