@@ -8,6 +8,7 @@ guests running in two places or elsewhere than the database says, claims
 that do not match what runs, instance directories no instance or
 migration owns, and hosts it could not ask.  Exit 0 when the fleet is
 consistent, 1 when anything is off."""
+import argparse
 import json
 
 from agent.cli import output
@@ -118,7 +119,8 @@ def register(subparsers):
                    help="per server instead of per host")
     s = sub.add_parser("rebalance", help="even out the load with live "
                        "migrations (a dry run unless --execute)",
-                       description=REBALANCE_HELP)
+                       description=REBALANCE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     output.add_format_args(s)
     s.add_argument("--dry-run", action="store_true",
                    help="print the plan, change nothing (the default)")
