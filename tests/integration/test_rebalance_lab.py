@@ -1,6 +1,7 @@
 """drover fleet rebalance on the lab: CPU-burning guests packed on one
 host are spread by the plan, measured before and after; a dry run
 changes nothing; anti-affinity holds."""
+import json
 import statistics
 
 from helpers import guest_get, wait_for, wait_guest
@@ -67,6 +68,9 @@ def test_rebalance_spreads_cpu_burners_and_keeps_anti_affinity(fleet,
                                    "-f", "json")
         print(out, err)
         assert code == 0, err
+        report = json.loads(out)
+        assert [r["Result"] for r in report["moves"]] == ["moved", "moved"]
+        assert report["score_after"] < report["score_before"]
         after_placed = _placement(fleet)
         assert sum(after_placed[n] != a for n in burners) == 2
         # Anti-affinity kept: rb-1 never joins rb-idle.
