@@ -1,7 +1,8 @@
 """drover server create|list|show|delete|stop|start|reboot|rescue|
 unrescue, server event
 list, server console log (migrate, resize: agent.cli.migrate; evacuate:
-agent.cli.evacuate; image create, shelve, unshelve: agent.cli.snapshot)"""
+agent.cli.evacuate; image create, shelve, unshelve: agent.cli.snapshot;
+server group: agent.cli.groups)"""
 from agent.cli.common import finish, parse_properties, subcommand
 
 LIST_COLUMNS = ["ID", "Name", "Status", "Host", "Host Status", "Networks",
@@ -14,7 +15,8 @@ DRY_RUN_COLUMNS = ["Host", "Result", "Weight", "Filter", "Reason"]
 def _create(c, a):
     params = dict(name=a.name, flavor=a.flavor, image=a.image,
                   availability_zone=a.availability_zone, host=a.host,
-                  storage=a.storage, metadata=parse_properties(a.property))
+                  storage=a.storage, metadata=parse_properties(a.property),
+                  hints=parse_properties(a.hint))
     if a.dry_run:
         return (c.call("server.create", dry_run=True, **params),
                 DRY_RUN_COLUMNS)
@@ -49,6 +51,9 @@ def register(subparsers):
                         "disk or on shared storage")
     s.add_argument("--property", action="append", metavar="KEY=VALUE",
                    help="guest metadata, passed as SMBIOS OEM strings")
+    s.add_argument("--hint", action="append", metavar="KEY=VALUE",
+                   help="scheduler hint: group=NAME puts the instance in "
+                        "that server group")
     s.add_argument("--dry-run", action="store_true",
                    help="show every host with the filter that rejected it "
                         "or its weight; boot nothing")
@@ -104,7 +109,8 @@ def register(subparsers):
     s.add_argument("--lines", type=int, default=50,
                    help="last N lines (default 50; 0 for all)")
 
-    from agent.cli import evacuate, migrate, snapshot
+    from agent.cli import evacuate, groups, migrate, snapshot
     migrate.register_server(sub)
     evacuate.register_server(sub)
     snapshot.register_server(sub)
+    groups.register_server(sub)

@@ -14,6 +14,9 @@ in the same order:
    owner (the fencing token every later update carries);
 4. the engine starts the task.
 
+Host operations (drain) pass 1, 2 and 4 through submit_host, fleet
+operations (rebalance) through submit_fleet: one at a time each.
+
 An operation module never calls the API layer; it reaches this module as
 ``ctx.services.admission``.
 """
@@ -54,14 +57,18 @@ class Admission:
         return inst, task_id
 
     def create(self, name, flavor, image, availability_zone=None, host=None,
-               storage="local", metadata=None):
+               storage="local", metadata=None, group=None):
         """A new instance and its boot task; everything it names is checked
-        before the instance is recorded."""
+        before the instance is recorded.  ``group``: the server group it
+        joins (``--hint group=NAME``) before it is scheduled."""
         boot.check_request(self.store, flavor=flavor, image=image,
-                           availability_zone=availability_zone, host=host)
+                           availability_zone=availability_zone, host=host,
+                           group=group)
         inst = self.store.create_instance(
             name, flavor, image, availability_zone=availability_zone,
             storage=storage, guest_metadata=metadata or {})
+        if group is not None:
+            self.store.add_group_member(group, inst["uuid"])
         return self.submit("create", inst["uuid"], host=host)
 
     def submit_host(self, operation, host, **params):
@@ -78,6 +85,21 @@ class Admission:
                 raise Conflict(f"host {host}: {op.name} already in progress "
                                f"(task {task['id']})")
         return self.services.engine.submit(op.kind, {"host": host, **params})
+
+
+    def submit_fleet(self, operation, **params):
+        """Start a fleet operation (rebalance); one at a time."""
+        op = _row(operation)
+        if op.rule is not None:
+            raise ValueError(f"{operation} is an instance operation")
+        if op.precheck is not None:
+            params = op.precheck(self.services, None, dict(params)) \
+                or params
+        for task in self.store.list_tasks(unfinished=True):
+            if task["kind"] == op.kind:
+                raise Conflict(f"{op.name} already in progress "
+                               f"(task {task['id']})")
+        return self.services.engine.submit(op.kind, params)
 
 
 def _row(operation):

@@ -15,10 +15,11 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.controller import api, metrics, periodic
+from agent.controller import api, auto_rebalance, metrics, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
+from agent.controller.load import LoadHistory
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -33,12 +34,15 @@ class Services:
     hosts: HostManager
     engine: TaskEngine = None
     admission: Admission = None
+    # The measured load of guests and hosts (memory only, 10 minutes).
+    load: LoadHistory = None
 
 
 def build():
     upgrade(CONF.controller.database_url)
     store = Store(CONF.controller.database_url)
-    svc = Services(store=store, hosts=HostManager(store))
+    load = LoadHistory()
+    svc = Services(store=store, hosts=HostManager(store, load=load), load=load)
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
     svc.admission = Admission(svc)
     return svc
@@ -50,6 +54,7 @@ def serve():
     svc.hosts.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
+    auto_rebalance.start(svc)
     if resumed:
         LOG.info("resumed %d task(s) left in flight: %s", len(resumed),
                  resumed)

@@ -32,11 +32,14 @@ def _now():
 
 class HostManager:
     """``connections``: how agents are reached (ssh.CONNECTIONS; a
-    simulated fleet's agent.transport.unix.UnixConnections)."""
+    simulated fleet's agent.transport.unix.UnixConnections); ``load``: a
+    LoadHistory (agent.controller.load) that keeps each poll's load
+    sample, or None."""
 
-    def __init__(self, store, connections=CONNECTIONS):
+    def __init__(self, store, connections=CONNECTIONS, load=None):
         self.store = store
         self.connections = connections
+        self.load = load
         self._clients = {}
         self._lock = threading.Lock()
         self._last_ok = {}
@@ -221,6 +224,8 @@ class HostManager:
             return
         now = self.store.upsert_host(name, facts=facts)["state"]
         self._last_ok[name] = time.monotonic()
+        if self.load is not None:
+            self.load.record(name, facts.get("load"))
         if now == "up" and was != "up":
             LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))

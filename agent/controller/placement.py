@@ -2,26 +2,34 @@
 that places an instance (boot, migrate, resize, live migration,
 evacuation)."""
 from agent.controller.db.placement import ClaimFailed
-from agent.controller.scheduler import NoValidHost, Request, select
+from agent.controller.scheduler import GroupSpec, NoValidHost, Request, select
 
 
 def request_for(flavor, *, ignore_hosts=(), force_host=None,
-                availability_zone=None):
+                availability_zone=None, group=None):
+    """A scheduler Request; ``group``: a store group record with
+    ``hosts`` (Store.instance_group, Store.group_placement) or None."""
+    spec = None if group is None else GroupSpec.from_record(group,
+                                                            group["hosts"])
     return Request.for_flavor(flavor, ignore_hosts=frozenset(ignore_hosts),
                               force_host=force_host,
-                              availability_zone=availability_zone)
+                              availability_zone=availability_zone,
+                              group=spec)
 
 
 def place(store, flavor, consumer, instance_uuid, **request_args):
     """Pick the best host that takes an atomic claim for ``consumer``.
 
     A claim already held by ``consumer`` (a resumed task) is kept.  Hosts
-    that lose a race for their last capacity are skipped; when every one
-    does, NoValidHost names them."""
+    that lose a race for their last capacity, or for the room their
+    server group leaves (the claim checks the group again), are skipped;
+    when every one does, NoValidHost names them.  The instance's server
+    group is honoured wherever it is placed: boot and every move."""
     held = store.list_allocations(consumer=consumer)
     if held:
         return held[0]["host"]
-    decision = choose(store, request_for(flavor, **request_args))
+    decision = choose(store, request_for(
+        flavor, group=store.instance_group(instance_uuid), **request_args))
     lost = []
     for host in decision.hosts:
         try:

@@ -1,12 +1,13 @@
 """What a host tells the controller about itself: its facts (resources,
-versions, domains) and its inventory (domains and instance directories,
-for ``drover fleet audit``)."""
+versions, domains, load) and its inventory (domains and instance
+directories, for ``drover fleet audit``)."""
 import os
 import re
 import socket
+import time
 
 from agent.conf import CONF
-from agent.hypervisor import domains
+from agent.hypervisor import domains, stats
 
 
 def _meminfo_mb():
@@ -22,6 +23,24 @@ def _disk_gb(path):
     st = os.statvfs(path)
     return (st.f_blocks * st.f_frsize) >> 30, \
         ((st.f_blocks - st.f_bavail) * st.f_frsize) >> 30
+
+
+def _cpu_jiffies():
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def load_sample():
+    """Counters the controller turns into rates (agent.controller.load):
+    this host's monotonic clock, its CPU's busy and total jiffies (the
+    whole machine's: hosts sharing one kernel, as in the lab, report the
+    same), and each running guest's CPU time and memory."""
+    busy, total = _cpu_jiffies()
+    return {"clock": time.monotonic(), "cpu_busy": busy, "cpu_total": total,
+            "ncpus": os.cpu_count() or 1}
 
 
 def _version(number):
@@ -56,6 +75,7 @@ def host_facts(conn):
         "migration_address": CONF.agent.migration_address,
         "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state}
                     for d in doms],
+        "load": dict(load_sample(), guests=stats.domain_load(conn)),
     }
 
 

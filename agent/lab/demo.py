@@ -254,6 +254,46 @@ class Demo:
                   "database says, claims match, no stray directory")
         return rows
 
+    def server_groups(self):
+        """An anti-affinity server group: its members land on different
+        hosts, and a boot's dry run names the group's filter."""
+        say("server group: anti-affinity members on different hosts")
+        try:
+            self.call("server_group.show", name="demo-web")
+        except DroverError:
+            self.call("server_group.create", name="demo-web",
+                      policy="anti-affinity")
+        names = ["demo-web-1", "demo-web-2"]
+        for name in names:
+            try:
+                self.call("server.show", name=name)
+            except DroverError:
+                self.wait(self.call("server.create", name=name,
+                                    flavor="lab.small", image="lab-guest",
+                                    hints={"group": "demo-web"}),
+                          f"create {name}")
+            print(f"   {name} on "
+                  f"{self.call('server.show', name=name)['host']}")
+        rows = self.call("server.create", name="demo-web-3",
+                         flavor="lab.small", image="lab-guest",
+                         hints={"group": "demo-web"}, dry_run=True)
+        for row in rows:
+            print(f"   dry run of demo-web-3: {row['Host']} "
+                  f"{row['Result']} {row['Filter'] or ''}")
+        return names
+
+    def rebalance_dry_run(self):
+        """drover fleet rebalance --dry-run: the plan, changing nothing."""
+        say("rebalance dry run (allocated RAM): the plan, nothing moved")
+        plan = self.call("fleet.rebalance", dry_run=True,
+                         metric="allocated", threshold=0.01)
+        print(f"   score {plan['score_before']:.3f} -> "
+              f"{plan['score_after']:.3f} ({plan['reason']})")
+        for m in plan["moves"]:
+            print(f"   {m['Server']}: {m['Source']} ({m['Source Load']}) "
+                  f"-> {m['Destination']} ({m['Destination Load']}), "
+                  f"predicted {m['Predicted Time']}")
+
     def evacuation(self):
         """A host with shared-storage guests loses power (lab host stop,
         LAB2), is fenced (host fence, FENCE), its guests are evacuated and
@@ -353,6 +393,8 @@ def run(lab, count, image_path, progress=print):
     demo.snapshot_and_shelve(names[0])
     names += demo.evacuation()
     demo.rescue(names)
+    names += demo.server_groups()
+    demo.rebalance_dry_run()
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)

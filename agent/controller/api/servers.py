@@ -2,7 +2,7 @@
 import time
 
 from agent.common import validate
-from agent.common.errors import Conflict
+from agent.common.errors import Conflict, InvalidInput
 from agent.controller import placement
 from agent.conf import CONF
 from agent.controller import states
@@ -38,18 +38,33 @@ def _check_metadata(metadata):
         validate.text(value, f"metadata value of {key!r}")
 
 
+def _group_hint(hints):
+    """The server group a ``--hint group=NAME`` names, or None; other
+    hints are refused (none else is known)."""
+    hints = dict(hints or {})
+    group = hints.pop("group", None)
+    if hints:
+        raise InvalidInput(f"unknown scheduler hint {sorted(hints)[0]!r} "
+                           "(hints: group)")
+    return group
+
+
 def server_create(svc, name, flavor, image, availability_zone=None,
-                  host=None, storage="local", metadata=None, dry_run=False):
+                  host=None, storage="local", metadata=None, dry_run=False,
+                  hints=None):
     _check_metadata(metadata)
+    group = _group_hint(hints)
     if dry_run:
         boot.check_request(svc.store, flavor=flavor, image=image,
-                           availability_zone=availability_zone, host=host)
-        return placement.explain(svc.store, svc.store.get_flavor(flavor),
-                                 force_host=host,
-                                 availability_zone=availability_zone)
+                           availability_zone=availability_zone, host=host,
+                           group=group)
+        return placement.explain(
+            svc.store, svc.store.get_flavor(flavor), force_host=host,
+            availability_zone=availability_zone,
+            group=None if group is None else svc.store.group_placement(group))
     inst, task_id = svc.admission.create(
         name, flavor, image, availability_zone=availability_zone, host=host,
-        storage=storage, metadata=metadata)
+        storage=storage, metadata=metadata, group=group)
     return _detail(svc, inst, task_id)
 
 

@@ -25,6 +25,9 @@ changes Conflict.  The methods, by area:
   list_instances, update_instance, start_operation, mark_instance_deleted
 - placement (placement.py): claim, release, move_allocations,
   list_allocations, host_usage; host_states.py: host_states
+- server groups (groups.py): create_group, get_group, list_groups,
+  delete_group, add_group_member, instance_group, group_placement,
+  group_memberships
 - migrations (migration_records.py): create_migration, update_migration,
   get_migration, list_migrations
 - actions (actions.py): start_action, finish_action, start_event,
@@ -39,6 +42,7 @@ from agent.controller.db.actions import ActionsMixin
 from agent.controller.db.aggregates import AggregatesMixin
 from agent.controller.db.catalog import CatalogMixin
 from agent.controller.db.cleanups import CleanupsMixin
+from agent.controller.db.groups import GroupsMixin
 from agent.controller.db.host_states import HostStatesMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
@@ -53,7 +57,7 @@ __all__ = ["ClaimFailed", "Store"]
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
             PlacementMixin, HostStatesMixin, MigrationsMixin, ActionsMixin,
-            TasksMixin, CleanupsMixin, MetricsMixin):
+            TasksMixin, CleanupsMixin, MetricsMixin, GroupsMixin):
     def __init__(self, url):
         self.db = Database(url)
 

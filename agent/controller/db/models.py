@@ -306,3 +306,26 @@ class TaskStep(Base):
     started_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
     finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+
+
+class ServerGroup(Base):
+    """Nova's server group: its members' placement policy (affinity,
+    anti-affinity and their soft forms) and rules (max_server_per_host,
+    anti-affinity only)."""
+    __tablename__ = "server_groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(UUID), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    policy: Mapped[str] = mapped_column(String(32))
+    rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
+                                                          default=utcnow)
+
+
+class ServerGroupMember(Base):
+    """An instance is in at most one group (as in Nova)."""
+    __tablename__ = "server_group_members"
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="CASCADE"), index=True)
+    instance_uuid: Mapped[str] = mapped_column(String(UUID),
+                                               primary_key=True)

@@ -4,15 +4,22 @@ the scheduler reads.
 A claim checks and records in one write transaction that holds the
 database lock on SQLite (BEGIN IMMEDIATE) or the host's row lock elsewhere
 (SELECT ... FOR UPDATE), so concurrent claims, from threads or processes,
-never promise a host more than its limits.
+never promise a host more than its limits.  The same transaction runs
+the server-group filters again (scheduler GROUP_FILTERS) over the
+group's claims as they are now, the group's row locked, so that
+concurrent boots into an anti-affinity group never share a host.
 """
 from sqlalchemy import func, select
 
 from agent.common.errors import Conflict
 from agent.controller.db import validate
+from agent.controller.db.groups import group_hosts, group_of
 from agent.controller.db.models import Allocation, Host
 from agent.controller.db.session import one
-from agent.controller.scheduler.hoststate import Policy, host_limits
+from agent.controller.scheduler.filters import GROUP_FILTERS
+from agent.controller.scheduler.hoststate import (HARD_POLICIES, GroupSpec,
+                                                  HostState, Policy,
+                                                  Request, host_limits)
 
 RESOURCES = ("vcpus", "ram_mb", "disk_gb")
 _UNITS = {"vcpus": "vCPUs", "ram_mb": "MB RAM", "disk_gb": "GB disk"}
@@ -20,6 +27,22 @@ _UNITS = {"vcpus": "vCPUs", "ram_mb": "MB RAM", "disk_gb": "GB disk"}
 
 class ClaimFailed(Conflict):
     """A host cannot take a claim (another one got there first)."""
+
+
+def _group_refusal(s, host, instance_uuid):
+    """Why the instance's server group keeps it off ``host`` now (the
+    group's row locked until the claim commits), or None."""
+    group = group_of(s, instance_uuid, lock=True)
+    if group is None or group.policy not in HARD_POLICIES:
+        return None
+    spec = GroupSpec.from_record(group.as_dict(), group_hosts(
+        s, group.id, without=instance_uuid))
+    request = Request(0, 0, 0, group=spec)
+    for name, check in GROUP_FILTERS:
+        reason = check(HostState(name=host), request, None)
+        if reason is not None:
+            return f"{name}: {reason}"
+    return None
 
 
 def _usage(s, host_name):
@@ -63,6 +86,9 @@ class PlacementMixin:
                     raise ClaimFailed(
                         f"host {host} cannot take {want[res]} "
                         f"{_UNITS[res]}: {used[res]} of {limit:g} used")
+            refused = _group_refusal(s, host, instance_uuid or consumer)
+            if refused is not None:
+                raise ClaimFailed(f"host {host}: {refused}")
             alloc = Allocation(host=host, consumer=consumer,
                                instance_uuid=instance_uuid or consumer,
                                **want)

@@ -5,8 +5,8 @@ engine runs (by task kind).
 
 Rules: the vm_states it may start from, the task_states accepted (IDLE:
 none in flight; ANY), and the task_state it sets.  ``rule=None`` marks a
-host operation (drain).  agent.controller.admission is the one path
-through this table.
+host or fleet operation (drain, rebalance).  agent.controller.admission is
+the one path through this table.
 """
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
                                   evacuate, host_evacuate, live_migrate,
-                                  power, rescue, resize_confirm,
+                                  power, rebalance, rescue, resize_confirm,
                                   resize_revert, shelve, snapshot, unrescue,
                                   unshelve)
 from agent.controller.states import ANY, IDLE, Rule
@@ -93,6 +93,10 @@ _TABLE = (
               evacuate.precheck),
     Operation("host-evacuate", host_evacuate.KIND, host_evacuate.workflow,
               None, host_evacuate.precheck),
+    # A fleet operation (admission.submit_fleet): its live migrations are
+    # instance operations of their own.
+    Operation("rebalance", rebalance.KIND, rebalance.workflow, None,
+              rebalance.precheck),
 )
 
 OPERATIONS = {op.name: op for op in _TABLE}

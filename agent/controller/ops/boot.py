@@ -20,9 +20,11 @@ from agent.controller.ops import common, steps
 from agent.controller.tasks.workflow import Step, Workflow
 
 
-def check_request(store, flavor, image, availability_zone=None, host=None):
+def check_request(store, flavor, image, availability_zone=None, host=None,
+                  group=None):
     """Refuse up front (NotFound / InvalidInput, exit 2) what names
-    nothing: the flavor, the image, the availability zone, the host."""
+    nothing: the flavor, the image, the availability zone, the host, the
+    server group."""
     store.get_flavor(flavor)
     found = store.get_image(image)
     if found.get("status", "active") != "active":
@@ -30,6 +32,8 @@ def check_request(store, flavor, image, availability_zone=None, host=None):
                            "not active")
     if host is not None:
         store.get_host(host)
+    if group is not None:
+        store.get_group(group)
     if availability_zone is not None:
         zones = store.availability_zones()
         if availability_zone not in zones:

@@ -5,10 +5,12 @@
                       store.host_states())
     decision.hosts          # best first
 """
-from agent.controller.scheduler.hoststate import (HostState, Limits, Policy,
-                                                  Request, host_limits)
+from agent.controller.scheduler.hoststate import (GroupSpec, HostState,
+                                                  Limits, Policy, Request,
+                                                  host_limits)
 from agent.controller.scheduler.selection import (Candidate, Decision,
                                                NoValidHost, Rejection, select)
 
-__all__ = ["Candidate", "Decision", "HostState", "Limits", "NoValidHost",
-           "Policy", "Rejection", "Request", "host_limits", "select"]
+__all__ = ["Candidate", "Decision", "GroupSpec", "HostState", "Limits",
+           "NoValidHost", "Policy", "Rejection", "Request", "host_limits",
+           "select"]

@@ -82,6 +82,33 @@ def aggregate_extra_specs(host, request, policy):
     return None
 
 
+def server_group_anti_affinity(host, request, policy):
+    """ServerGroupAntiAffinityFilter: a member of an anti-affinity group
+    goes where fewer than max_server_per_host (default 1) of the group's
+    other members are."""
+    group = request.group
+    if group is None or group.policy != "anti-affinity":
+        return None
+    have = group.hosts.get(host.name, 0)
+    if have >= group.max_per_host:
+        return (f"server group {group.name} (anti-affinity) has {have} "
+                f"member{'s' if have != 1 else ''} here, at most "
+                f"{group.max_per_host}")
+    return None
+
+
+def server_group_affinity(host, request, policy):
+    """ServerGroupAffinityFilter: a member of an affinity group goes where
+    the group's other members are (anywhere while it has none placed)."""
+    group = request.group
+    if group is None or group.policy != "affinity" or not group.hosts:
+        return None
+    if host.name not in group.hosts:
+        return (f"server group {group.name} (affinity) is on "
+                f"{', '.join(sorted(group.hosts))}")
+    return None
+
+
 def _n(number):
     return f"{number:g}"
 
@@ -95,4 +122,12 @@ FILTERS = (
     ("CoreFilter", vcpu),
     ("DiskFilter", disk),
     ("AggregateInstanceExtraSpecsFilter", aggregate_extra_specs),
+    ("ServerGroupAntiAffinityFilter", server_group_anti_affinity),
+    ("ServerGroupAffinityFilter", server_group_affinity),
+)
+# The filters a claim runs again inside its transaction (db.placement):
+# they depend on other claims, which may have changed since select().
+GROUP_FILTERS = (
+    ("ServerGroupAntiAffinityFilter", server_group_anti_affinity),
+    ("ServerGroupAffinityFilter", server_group_affinity),
 )

@@ -64,12 +64,53 @@ class HostState:
     metadata: dict = field(default_factory=dict)
 
 
+POLICIES = ("affinity", "anti-affinity", "soft-affinity",
+            "soft-anti-affinity")
+HARD_POLICIES = ("affinity", "anti-affinity")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """The server group of the instance placed: its name, policy,
+    ``max_per_host`` (anti-affinity's max_server_per_host rule, 1 by
+    default) and ``hosts``: host -> how many of its OTHER members hold an
+    allocation there (a member in the middle of a move counts on both
+    ends)."""
+    name: str
+    policy: str
+    max_per_host: int = 1
+    hosts: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, group, hosts):
+        """A spec from a store record (``name``, ``policy``, ``rules``)."""
+        rules = group.get("rules") or {}
+        return cls(group["name"], group["policy"],
+                   int(rules.get("max_server_per_host", 1)), dict(hosts))
+
+    def with_member_on(self, host):
+        """The spec once one more member is on ``host`` (a planned
+        move)."""
+        hosts = dict(self.hosts)
+        hosts[host] = hosts.get(host, 0) + 1
+        return GroupSpec(self.name, self.policy, self.max_per_host, hosts)
+
+    def without_member_on(self, host):
+        hosts = dict(self.hosts)
+        if hosts.get(host, 0) > 1:
+            hosts[host] -= 1
+        else:
+            hosts.pop(host, None)
+        return GroupSpec(self.name, self.policy, self.max_per_host, hosts)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """What to place.  ``properties``: the flavor's properties (see
     filters.aggregate_extra_specs); ``availability_zone``: None for any;
     ``ignore_hosts``: e.g. the source of a move; ``force_host``: only this
-    host is considered (its filters still run)."""
+    host is considered (its filters still run); ``group``: the
+    instance's server group (GroupSpec) or None."""
     vcpus: int
     ram_mb: int
     disk_gb: int
@@ -77,6 +118,7 @@ class Request:
     availability_zone: str | None = None
     ignore_hosts: frozenset = frozenset()
     force_host: str | None = None
+    group: GroupSpec | None = None
     # Derived from ``properties``, once (filters run per host).
     aggregate_specs: tuple = field(init=False, repr=False, compare=False)
 

@@ -79,5 +79,5 @@ def select(request, hosts, policy=None):
             detail = f"forced host {request.force_host} is not known"
         raise NoValidHost(decision, detail)
     decision.candidates = [Candidate(h.name, w)
-                           for w, h in weigh(passed, policy)]
+                           for w, h in weigh(passed, policy, request)]
     return decision

@@ -134,14 +134,14 @@ class Plan:
                                f"{self.timeout_action!r}")
 
 
-def make_plan(flags, data_gb, opts):
-    """The Plan of a migration with ``flags`` moving ``data_gb`` GiB;
+def make_plan(flags, size_gb, opts):
+    """The Plan of a migration with ``flags`` moving ``size_gb`` GiB;
     ``opts`` holds the [migration] option values (``CONF.migration``)."""
     return Plan(
         steps=tuple(downtime_steps(opts.downtime_max, opts.downtime_steps,
-                                   opts.downtime_delay, data_gb,
+                                   opts.downtime_delay, size_gb,
                                    base_ms=opts.downtime)),
-        timeout=completion_timeout(opts.completion_timeout, data_gb),
+        timeout=completion_timeout(opts.completion_timeout, size_gb),
         timeout_action=opts.timeout_action,
         post_copy=bool(flags & libvirt.VIR_MIGRATE_POSTCOPY))
 

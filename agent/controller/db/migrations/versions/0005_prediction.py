@@ -3,7 +3,7 @@ live migration started with (agent.controller.prediction: duration,
 downtime, verdict, rounds, reason, and the inputs measured), shown by
 ``server migration show`` next to the live ETA.
 
-Revision ID: 0008_prediction
+Revision ID: 0005_prediction
 Revises: 0004
 """
 import sqlalchemy as sa

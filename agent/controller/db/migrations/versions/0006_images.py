@@ -9,7 +9,7 @@
   instance's disk while it is on no host (SHELVED_OFFLOADED).
 
 Revision ID: 0006_images
-Revises: 0004
+Revises: 0005_prediction
 """
 import sqlalchemy as sa
 from alembic import op

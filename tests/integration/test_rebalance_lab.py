@@ -1,0 +1,100 @@
+"""drover fleet rebalance on the lab: CPU-burning guests packed on one
+host are spread by the plan, measured before and after; a dry run
+changes nothing; anti-affinity holds."""
+import json
+import statistics
+
+from helpers import guest_get, wait_for, wait_guest
+
+BURN_MBPS = 32      # the guest's memory-dirtying workload burns CPU too
+
+
+def _loads(fleet):
+    """{host: guest CPU cores / vCPUs} as the controller measured."""
+    return {r["Host"]: r["Guest CPU"] / r["vCPUs"]
+            for r in fleet.json("fleet", "load")}
+
+
+def _burning(fleet, names):
+    cpu = {r["Server"]: r["CPU"]
+           for r in fleet.json("fleet", "load", "--servers")}
+    return all((cpu.get(n) or 0) > 0.05 for n in names)
+
+
+def _placement(fleet):
+    return {s["Name"]: s["Host"] for s in fleet.json("server", "list")}
+
+
+def test_rebalance_spreads_cpu_burners_and_keeps_anti_affinity(fleet,
+                                                               servers):
+    a, b, _c = sorted(fleet.hosts)
+    burners = ["rb-1", "rb-2", "rb-3"]
+    servers.extend(burners + ["rb-idle"])
+    fleet.cli("server", "group", "create", "rb-anti", "--policy",
+              "anti-affinity")
+    try:
+        fleet.create("rb-idle", "lab.small", "--host", b, "--storage",
+                     "shared", "--hint", "group=rb-anti")
+        for name in burners:
+            hint = ["--hint", "group=rb-anti"] if name == "rb-1" else []
+            fleet.create(name, "lab.small", "--host", a, "--storage",
+                         "shared", *hint)
+        boots = {}
+        for name in burners:
+            ip = fleet.server(name)["addresses"]
+            boots[name] = wait_guest(ip)["boot"]
+            guest_get(ip, f"/cgi-bin/dirty?mbps={BURN_MBPS}")
+        wait_for(lambda: _burning(fleet, burners), 60,
+                 "every burner's CPU measured")
+        before = _loads(fleet)
+        spread_before = statistics.pstdev(before.values())
+
+        placed = _placement(fleet)
+        domains = fleet.all_domains()
+        plan = fleet.json("fleet", "rebalance", "--dry-run",
+                          "--threshold", "0.01", "--max-moves", "2")
+        print(f"\nloads before {before}\nplan {plan}")
+        assert plan["moves"], plan
+        assert plan["score_after"] < plan["score_before"]
+        assert all(m["Source"] == a for m in plan["moves"])
+        assert all(m["Predicted Time"] == "-" for m in plan["moves"])
+        # The dry run changed nothing.
+        assert _placement(fleet) == placed
+        assert fleet.all_domains() == domains
+
+        code, out, err = fleet.cli("fleet", "rebalance", "--execute",
+                                   "--threshold", "0.01", "--max-moves",
+                                   "2", "--max-parallel", "2", "--wait",
+                                   "-f", "json")
+        print(out, err)
+        assert code == 0, err
+        report = json.loads(out)
+        assert [r["Result"] for r in report["moves"]] == ["moved", "moved"]
+        assert report["score_after"] < report["score_before"]
+        after_placed = _placement(fleet)
+        assert sum(after_placed[n] != a for n in burners) == 2
+        # Anti-affinity kept: rb-1 never joins rb-idle.
+        assert after_placed["rb-1"] != after_placed["rb-idle"]
+        for name in burners:
+            ip = fleet.server(name)["addresses"]
+            assert wait_guest(ip)["boot"] == boots[name]
+            uuid = fleet.server(name)["id"]
+            running = [h for h, d in fleet.all_domains().items()
+                       if d.get(uuid) == "running"]
+            assert running == [after_placed[name]]
+
+        wait_for(lambda: _burning(fleet, burners), 60,
+                 "the moved guests' CPU measured")
+        after = _loads(fleet)
+        spread_after = statistics.pstdev(after.values())
+        print(f"measured spread {spread_before:.4f} -> {spread_after:.4f}")
+        assert spread_after < spread_before
+    finally:
+        for name in burners:
+            try:
+                guest_get(fleet.server(name)["addresses"],
+                          "/cgi-bin/dirty?mbps=0")
+            except Exception:       # noqa: BLE001 - best effort
+                pass
+        fleet.delete_servers(servers)
+        fleet.cli("server", "group", "delete", "rb-anti", check=False)
