@@ -8,13 +8,14 @@ from oslo_config import cfg
 
 from agent.common.errors import InvalidInput, one_line
 
-from agent.conf import (agent_opts, compute, controller, default, fencing,
-                        ha, lab, libvirt, migration, scheduler, ssh)
+from agent.conf import (agent_opts, compute, controller, database, default,
+                        fencing, ha, lab, libvirt, migration, scheduler,
+                        ssh)
 
 CONF = cfg.CONF
 
-_MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
-            migration, fencing, ha, lab)
+_MODULES = (default, libvirt, agent_opts, compute, controller, database,
+            scheduler, ssh, migration, fencing, ha, lab)
 
 
 def register_opts(conf):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from agent.common.errors import Conflict, NotFound
-from agent.controller.db import ClaimFailed, Store, upgrade
+from agent.controller.db import ClaimFailed, Store
 from agent.controller.scheduler import Limits
 
 # Each host fits 5 claims of 1024 MB: 512 reserved + 5 x 1024.
@@ -19,9 +19,8 @@ HOSTS = ("h1", "h2")
 
 
 @pytest.fixture
-def url(tmp_path):
-    url = f"sqlite:///{tmp_path}/drover.db"
-    upgrade(url)
+def url(store_url):
+    url = store_url
     store = Store(url)
     for name in HOSTS:
         store.upsert_host(name, "198.18.0.2", facts={

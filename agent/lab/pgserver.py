@@ -1,0 +1,139 @@
+"""A throw-away PostgreSQL server (Debian's postgresql package) for the lab
+and the tests: initdb into a directory of its own, a port of its own on
+loopback, trust authentication for the superuser ``drover``, stopped (and
+its directory removed) at the end.
+
+PostgreSQL refuses to run as root: when we are root, initdb and pg_ctl run
+as the ``postgres`` user (argument lists through runuser, never a shell),
+and the data directory belongs to it.
+"""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from agent.common.errors import DroverError
+
+SUPERUSER = "drover"
+RUN_AS = "postgres"
+
+
+def bindir():
+    """The newest installed server's bin directory, or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                   key=lambda p: int(p.split("/")[4]))
+    return os.path.dirname(found[-1]) if found else None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgServer:
+    def __init__(self, datadir=None, port=None):
+        self.bin = bindir()
+        self.port = port or free_port()
+        self._own_dir = datadir is None
+        self.dir = datadir or tempfile.mkdtemp(prefix="drover-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
+
+    # -- running the server ---------------------------------------------
+
+    def _argv(self, tool, *args):
+        argv = [os.path.join(self.bin, tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", RUN_AS, "--", *argv]
+        return argv
+
+    def _run(self, tool, *args, timeout=60):
+        proc = subprocess.run(self._argv(tool, *args), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise DroverError(f"{tool} failed: "
+                              f"{(proc.stderr or proc.stdout).strip()}")
+
+    def start(self, timeout=30):
+        """initdb (once) and start; returns self.  DroverError if the
+        server cannot start (no postgresql installed, a port taken)."""
+        if self.bin is None:
+            raise DroverError("PostgreSQL is not installed (Debian package "
+                              "postgresql; .ci/setup installs it)")
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(RUN_AS)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.dir, 0o700)
+        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+            self._run("initdb", "-D", self.data, "-U", SUPERUSER,
+                      "-A", "trust", "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "start", "-D", self.data, "-l", self.log,
+                  "-w", "-t", str(timeout), "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses="
+                  f"127.0.0.1 -c fsync=off -c max_connections=200",
+                  timeout=timeout + 10)
+        return self
+
+    def stop(self):
+        """Stop the server (fast shutdown) and remove its directory if it
+        made it."""
+        if self.bin and os.path.exists(os.path.join(self.data,
+                                                    "postmaster.pid")):
+            try:
+                self._run("pg_ctl", "stop", "-D", self.data, "-m", "fast",
+                          "-w", "-t", "30")
+            except (DroverError, subprocess.TimeoutExpired):
+                self._run("pg_ctl", "stop", "-D", self.data, "-m",
+                          "immediate", "-w")
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    # -- databases --------------------------------------------------------
+
+    def url(self, database="postgres"):
+        return (f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/"
+                f"{database}")
+
+    def _admin(self, sql):
+        import psycopg
+        with psycopg.connect(host="127.0.0.1", port=self.port,
+                             user=SUPERUSER, dbname="postgres",
+                             autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql)
+
+    def create_database(self, name, template=None):
+        """A new empty database (or a copy of ``template``); its URL."""
+        from psycopg import sql
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        self._admin(stmt)
+        return self.url(name)
+
+    def drop_database(self, name):
+        from psycopg import sql
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                    .format(sql.Identifier(name)))
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._admin("SELECT 1")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
