@@ -1,6 +1,8 @@
 """Capacity claims are atomic: concurrent claims, from threads or from
-processes sharing the SQLite file, never promise a host more than its
-limits."""
+processes sharing the database, never promise a host more than its limits.
+Every test runs on SQLite (BEGIN IMMEDIATE) and on a real PostgreSQL
+server (the host row's FOR UPDATE lock): there the two-process race is two
+controllers' worth of connections, 20 concurrent claims for 10 places."""
 import json
 import subprocess
 import sys
@@ -132,7 +134,7 @@ print(json.dumps(res))
 """
 
 
-def test_two_processes_sharing_the_file(store, url):
+def test_two_processes_sharing_the_database(store, url):
     code = _WORKER.format(testdir=str(__import__("pathlib").Path(
         __file__).parent), url=url)
     start_at = time.time() + 2
