@@ -4,8 +4,10 @@ loopback, trust authentication for the superuser ``drover``, stopped (and
 its directory removed) at the end.
 
 PostgreSQL refuses to run as root: when we are root, initdb and pg_ctl run
-as the ``postgres`` user (argument lists through runuser, never a shell),
-and the data directory belongs to it.
+as the ``postgres`` user (argument lists through setpriv, never a shell),
+and the data directory belongs to it.  Tests start the server with
+``start`` (pg_ctl); the lab runs ``daemon_argv()`` as a lab daemon of the
+root namespace (setpriv execs: the daemon's pid is the postmaster's).
 """
 import glob
 import os
@@ -49,7 +51,8 @@ class PgServer:
     def _argv(self, tool, *args):
         argv = [os.path.join(self.bin, tool), *args]
         if os.geteuid() == 0:
-            argv = ["runuser", "-u", RUN_AS, "--", *argv]
+            argv = ["setpriv", f"--reuid={RUN_AS}", f"--regid={RUN_AS}",
+                    "--init-groups", "--", *argv]
         return argv
 
     def _run(self, tool, *args, timeout=60):
@@ -59,12 +62,13 @@ class PgServer:
             raise DroverError(f"{tool} failed: "
                               f"{(proc.stderr or proc.stdout).strip()}")
 
-    def start(self, timeout=30):
-        """initdb (once) and start; returns self.  DroverError if the
-        server cannot start (no postgresql installed, a port taken)."""
+    def initdb(self):
+        """Make the data directory (once).  DroverError without
+        PostgreSQL installed."""
         if self.bin is None:
             raise DroverError("PostgreSQL is not installed (Debian package "
                               "postgresql; .ci/setup installs it)")
+        os.makedirs(self.dir, exist_ok=True)
         if os.geteuid() == 0:
             pw = pwd.getpwnam(RUN_AS)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
@@ -72,11 +76,26 @@ class PgServer:
         if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
             self._run("initdb", "-D", self.data, "-U", SUPERUSER,
                       "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def _server_options(self):
+        # fsync off: a throw-away server; its data may go with a crash of
+        # this machine, never with a crash of a controller.
+        return ["-p", str(self.port), "-k", self.dir, "-c",
+                "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
+                "max_connections=200"]
+
+    def daemon_argv(self):
+        """The postmaster in the foreground, as the postgres user."""
+        return self._argv("postgres", "-D", self.data,
+                          *self._server_options())
+
+    def start(self, timeout=30):
+        """initdb (once) and start; returns self.  DroverError if the
+        server cannot start (no postgresql installed, a port taken)."""
+        self.initdb()
         self._run("pg_ctl", "start", "-D", self.data, "-l", self.log,
                   "-w", "-t", str(timeout), "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses="
-                  f"127.0.0.1 -c fsync=off -c max_connections=200",
-                  timeout=timeout + 10)
+                  " ".join(self._server_options()), timeout=timeout + 10)
         return self
 
     def stop(self):
@@ -112,6 +131,14 @@ class PgServer:
                              user=SUPERUSER, dbname="postgres",
                              autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql)
+
+    def has_database(self, name):
+        import psycopg
+        with psycopg.connect(host="127.0.0.1", port=self.port,
+                             user=SUPERUSER, dbname="postgres",
+                             autocommit=True, connect_timeout=10) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname "
+                                "= %s", (name,)).fetchone() is not None
 
     def create_database(self, name, template=None):
         """A new empty database (or a copy of ``template``); its URL."""
