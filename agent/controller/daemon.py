@@ -33,7 +33,7 @@ from agent.controller import api, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.db.schema import current
-from agent.controller.db.session import is_postgresql
+from agent.controller.db.session import is_postgresql, normalize_url
 from agent.controller.hosts import HostManager
 from agent.controller.leader import LeaderLease
 from agent.controller.ops import WORKFLOWS
@@ -172,9 +172,12 @@ def main(argv=None):
                          "schema (creating it), then exit")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     work = db_upgrade if args.command == "db" else serve
-    return daemon.run(
-        lambda: conf.load([f"--config-file={p}" for p in args.config_file]),
-        work, "drover-controller")
+
+    def load():
+        loaded = conf.load([f"--config-file={p}" for p in args.config_file])
+        normalize_url(loaded.database.connection)   # InvalidInput: exit 2
+        return loaded
+    return daemon.run(load, work, "drover-controller")
 
 
 if __name__ == "__main__":
