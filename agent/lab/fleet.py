@@ -270,7 +270,7 @@ def leader_client(lab, timeout=30):
             try:
                 if client.call("controller.leader")["role"] == "leader":
                     return client
-            except DroverError:
+            except (DroverError, OSError):      # dying, or a standby
                 pass
             client.close()
         if time.monotonic() > deadline:
