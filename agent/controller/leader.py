@@ -135,8 +135,11 @@ class LeaderLease:
                 if row["since"] else None}
 
     def close(self):
+        """Give the lease up (a standby takes it at its next try)."""
         if self._conn is not None:
             try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                   {"k": LEADER_LOCK})
                 self._conn.close()
             except Exception:           # already gone
                 pass

@@ -2,6 +2,7 @@
 one leader at a time, a new term for each, a deposed leader's writes
 refused (its engine stops and the new leader resumes its task), and a
 standby's API saying where the leader is."""
+import time
 import types
 
 import psycopg
@@ -40,11 +41,27 @@ def _fenced_store(url, lease):
     return store
 
 
+def _acquired(lease, within_s=30):
+    """As a standby does: try until the lock is free (PostgreSQL frees
+    it once the holder's backend has exited)."""
+    deadline = time.monotonic() + within_s
+    while not lease.try_acquire():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _kill_session(url, pid):
     """What the leader's death does to its lock: the session ends."""
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 30      # gone, its locks with it
+        while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                           (pid,)).fetchone():
+            assert time.monotonic() < deadline, "the session lives on"
+            time.sleep(0.05)
 
 
 def test_one_leader_at_a_time_each_with_a_new_term(leases):
@@ -54,7 +71,7 @@ def test_one_leader_at_a_time_each_with_a_new_term(leases):
     assert b.current()["holder"] == "a"
     assert b.current()["address"] == "/run/a.sock"
     a.close()                       # the leader stops: its session ends
-    assert b.try_acquire() and b.term == 2
+    assert _acquired(b) and b.term == 2
     assert b.current()["holder"] == "b"
 
 
@@ -72,7 +89,7 @@ def test_a_deposed_leader_writes_nothing(url, leases):
             store.upsert_host("h2", "198.18.0.3", facts={
                 "vcpus": 4, "memory_mb": 4096, "disk_gb": 10})
         b = leases("b")
-        assert b.try_acquire() and b.term == 2
+        assert _acquired(b) and b.term == 2
         with pytest.raises(Deposed):
             store.task_create("demo", {})
         assert [h["name"] for h in Store(url).list_hosts()] == ["h1"]
@@ -111,7 +128,7 @@ def test_the_deposed_engine_stops_and_the_new_leader_resumes(url, leases):
         assert [s["state"] for s in rec.steps_get(tid)] == ["done",
                                                             "started"]
         b = leases("b")
-        assert b.try_acquire()
+        assert _acquired(b)
         store_b = _fenced_store(url, b)
         eng = TaskEngine(store_b, {"demo": lambda p: workflow("b")},
                          services="b", max_workers=1)
