@@ -2,6 +2,8 @@
 one leader at a time, a new term for each, a deposed leader's writes
 refused (its engine stops and the new leader resumes its task), and a
 standby's API saying where the leader is."""
+import subprocess
+import sys
 import time
 import types
 
@@ -162,3 +164,65 @@ def test_a_standby_answers_with_where_the_leader_is(url, leases):
     who = methods["controller.leader"]()
     assert who["role"] == "standby"
     assert who["leader"]["address"] == "/run/ctl-1.sock"
+
+
+def _controller(tmp_path, url, name):
+    d = tmp_path / name
+    d.mkdir()
+    conf = d / "controller.conf"
+    conf.write_text(f"[database]\nconnection = {url}\nname = {name}\n"
+                    "leader_poll_interval = 0.2\n[controller]\n"
+                    f"socket_path = {d}/sock\n"
+                    f"image_store_path = {tmp_path}/images\n")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.controller.daemon",
+                             "--config-file", str(conf)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(d / "log", "w"))
+    return proc, str(d / "sock")
+
+
+def _role(socket, within_s=60):
+    from agent.transport.local import LocalClient
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            with LocalClient(socket, timeout=10) as client:
+                return client.call("controller.leader")
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing on {socket}"
+            time.sleep(0.2)
+
+
+def _wait_role(socket, role, within_s=60):
+    deadline = time.monotonic() + within_s
+    while (who := _role(socket))["role"] != role:
+        assert time.monotonic() < deadline, who
+        time.sleep(0.2)
+    return who
+
+
+def test_a_deposed_controller_exits_and_the_standby_leads(tmp_path,
+                                                          pg_url):
+    """Two drover-controller processes: the first leads, the second
+    stands by; when the leader's lock session ends, it exits (3, to be
+    restarted as a standby) and the standby leads in a new term."""
+    first, sock1 = _controller(tmp_path, pg_url, "c1")
+    second = None
+    try:
+        assert _wait_role(sock1, "leader")["term"] == 1
+        second, sock2 = _controller(tmp_path, pg_url, "c2")
+        who = _wait_role(sock2, "standby")
+        assert who["leader"]["holder"] == "c1"
+        dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            backend = conn.execute("SELECT backend_pid FROM leader"
+                                   ).fetchone()[0]
+        _kill_session(pg_url, backend)
+        assert first.wait(timeout=60) == 3
+        who = _wait_role(sock2, "leader")
+        assert (who["term"], who["leader"]["holder"]) == (2, "c2")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
