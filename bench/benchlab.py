@@ -21,16 +21,19 @@ DROVER = [sys.executable, "-m", "agent.cli.main"]
 
 
 @contextlib.contextmanager
-def bench_fleet(name, network, hosts=2):
+def bench_fleet(name, network, hosts=2, controllers=None, database=None):
+    """``controllers``, ``database``: as drover lab up's --controllers and
+    --database (default one controller on SQLite)."""
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
         lab = Lab(os.path.join(tmp, "lab"), name, network)
         try:
             lab.up(hosts)
+            fleet.choose(lab, controllers, database)
             image = build_image(os.environ.get("DROVER_LAB_CACHE",
                                                CONF.lab.cache_dir))
             yield lab, fleet.start(lab, image, progress=lambda m: None)
         finally:
-            lab.down()
+            fleet.down(lab, progress=lambda m: None)
 
 
 def drover(socket, *args):

@@ -74,8 +74,8 @@ migration_address = ${addr}
 [ssh]
 relay_command = /opt/drover/venv/bin/drover-agent relay
 
-[controller]
-database_url = sqlite:////var/lib/drover/drover.db
+[database]
+connection = sqlite:////var/lib/drover/drover.db
 CONF
 
 # Guests attach to br-guest (give it an uplink to reach them from outside).

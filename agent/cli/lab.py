@@ -35,7 +35,8 @@ def _up(args):
         lab.up(count, progress=_progress)
     else:
         socket = fleet.up(lab, count, build_image(CONF.lab.cache_dir),
-                          progress=_progress)
+                          progress=_progress, controllers=args.controllers,
+                          database=args.database)
         if socket != CONF.controller.socket_path:
             print(f"controller: export DROVER_CONTROLLER_SOCKET={socket}")
     output.emit(output.format_list(lab.status(), STATUS_COLUMNS))
@@ -43,7 +44,8 @@ def _up(args):
 
 
 def _down(args):
-    _lab(args).down(progress=_progress)
+    from agent.lab import fleet
+    fleet.down(_lab(args), progress=_progress)
     return 0
 
 
@@ -120,6 +122,13 @@ def register(subparsers):
                    help="number of hosts (default: [lab] hosts)")
     p.add_argument("--hosts-only", action="store_true",
                    help="only the hosts: no agents, no controller")
+    p.add_argument("--database", choices=["sqlite", "postgresql"],
+                   help="the controllers' state store: sqlite (default) "
+                        "or a PostgreSQL server of the lab's own")
+    p.add_argument("--controllers", type=int, metavar="N",
+                   help="controllers sharing the database, one leader and "
+                        "standbys (more than 1 needs --database "
+                        "postgresql; default 1)")
     p.set_defaults(func=_up)
 
     p = sub.add_parser("demo", parents=[common], help="bring the lab up and "

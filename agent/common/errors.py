@@ -39,6 +39,17 @@ class NotOwner(Conflict):
     superseded, or it ended): the change is refused."""
 
 
+class Deposed(NotOwner):
+    """A controller that is no longer the leader tried to write: another
+    controller took the leader's lock (a later term); the write is refused
+    and the deposed controller's engine stops."""
+
+
+class NotLeader(Conflict):
+    """This controller is a standby: the message says where the leader
+    is."""
+
+
 class CommandFailed(DroverError):
     """A subprocess exited non-zero."""
 

@@ -8,14 +8,14 @@ from oslo_config import cfg
 
 from agent.common.errors import InvalidInput, one_line
 
-from agent.conf import (agent_opts, compute, controller, default, fencing,
-                        ha, lab, libvirt, migration, rebalance, scheduler,
-                        ssh)
+from agent.conf import (agent_opts, compute, controller, database, default,
+                        fencing, ha, lab, libvirt, migration, rebalance,
+                        scheduler, ssh)
 
 CONF = cfg.CONF
 
-_MODULES = (default, libvirt, agent_opts, compute, controller, scheduler, ssh,
-            migration, fencing, ha, lab, rebalance)
+_MODULES = (default, libvirt, agent_opts, compute, controller, database,
+            scheduler, ssh, migration, fencing, ha, lab, rebalance)
 
 
 def register_opts(conf):

@@ -2,8 +2,6 @@ from oslo_config import cfg
 
 GROUP = "controller"
 OPTS = [
-    cfg.StrOpt("database_url", default="sqlite:////var/lib/drover/drover.db",
-               help="SQLAlchemy URL of the controller's state store."),
     cfg.StrOpt("socket_path", default="/run/drover/controller.sock",
                help="UNIX socket of the controller's API for the CLI."),
     cfg.StrOpt("image_store_path", default="/var/lib/drover/image-store",

@@ -133,6 +133,11 @@ class Lab:
             })
         return rows
 
+    def daemons(self):
+        """The lab daemons' records (host index or None: root namespace,
+        name, pid, argv, log)."""
+        return [dict(d) for d in self._state()["daemons"]]
+
     @property
     def controller_ssh(self):
         """Files the controller logs in to hosts with (strict keys)."""

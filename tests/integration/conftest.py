@@ -90,8 +90,9 @@ def lab_factory():
         try:
             yield make
         finally:
+            from agent.lab import fleet as lab_fleet
             for the_lab in made:
-                the_lab.down()
+                lab_fleet.down(the_lab)     # its PostgreSQL data too
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +121,11 @@ def own_fleet(lab_factory):
     from agent.lab.image import build_image
     from helpers import Fleet
 
-    def make(count):
+    def make(count, controllers=None, database=None):
+        """``controllers``, ``database``: as drover lab up's
+        --controllers, --database (default: one, on SQLite)."""
         the_lab = lab_factory(count)
+        lab_fleet.choose(the_lab, controllers, database)
         cache = os.environ.get("DROVER_LAB_CACHE", CONF.lab.cache_dir)
         socket = lab_fleet.start(the_lab, build_image(cache),
                                  progress=lambda m: None)
@@ -148,3 +152,28 @@ def servers(fleet):
     names = []
     yield names
     fleet.delete_servers(names)
+
+
+@pytest.fixture(scope="module")
+def standby_fleet():
+    """drover on a two-host lab of the module's own with two controllers
+    sharing a PostgreSQL server of the lab's own (drover lab up
+    --controllers 2 --database postgresql): the first leads, the second
+    stands by.  Taken down after the module."""
+    _skip_unless_lab_can_run()
+    from agent.conf import CONF
+    from agent.lab import fleet as lab_fleet
+    from agent.lab.image import build_image
+    from helpers import Fleet
+    made = []
+    with _lab_dir() as base:
+        try:
+            the_lab = _up_free_lab(base, "drvts", 80, 2, made)
+            lab_fleet.choose(the_lab, 2, "postgresql")
+            cache = os.environ.get("DROVER_LAB_CACHE", CONF.lab.cache_dir)
+            socket = lab_fleet.start(the_lab, build_image(cache),
+                                     progress=lambda m: None)
+            yield Fleet(the_lab, socket)
+        finally:
+            for the_lab in made:
+                lab_fleet.down(the_lab, progress=lambda m: None)

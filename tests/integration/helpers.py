@@ -25,8 +25,13 @@ class Fleet:
 
     def cli(self, *args, check=True, timeout=600):
         """Run ``drover ARGS``; returns (exit code, stdout, stderr)."""
+        return self.cli_at(self.socket, *args, check=check,
+                           timeout=timeout)
+
+    def cli_at(self, socket, *args, check=True, timeout=600):
+        """``cli`` on the controller API at ``socket``."""
         proc = subprocess.run(
-            DROVER + ["--controller-socket", self.socket, *args],
+            DROVER + ["--controller-socket", socket, *args],
             capture_output=True, text=True, timeout=timeout, cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if check and proc.returncode != 0:

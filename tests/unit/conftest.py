@@ -44,3 +44,29 @@ def pytest_terminal_summary(terminalreporter, config):
                       + ("" if known else f": {problems[0]}"))
     for tag, why in causes.items():
         tr.write_line(f"  cause {tag}: {why}")
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server):
+    """A database migrated to head once, copied for each test."""
+    from agent.controller.db import upgrade
+    url = pg_server.create_database("drover_template")
+    upgrade(url)
+    return "drover_template"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The URL of a migrated, empty state store: SQLite, then PostgreSQL
+    (a database of the test's own)."""
+    if request.param == "sqlite":
+        from agent.controller.db import upgrade
+        url = f"sqlite:///{tmp_path}/drover.db"
+        upgrade(url)
+        yield url
+        return
+    server = request.getfixturevalue("pg_server")
+    template = request.getfixturevalue("pg_template")
+    name = f"s{os.getpid()}_{tmp_path.name}".replace("-", "_")[:60]
+    yield server.create_database(name, template=template)
+    server.drop_database(name)

@@ -73,3 +73,15 @@ def test_load_refuses_a_missing_file_in_one_line(tmp_path):
     with pytest.raises(InvalidInput, match="configuration: .*nowhere"):
         conf.load([f"--config-file={tmp_path}/nowhere.conf"], conf=c,
                   default_config_files=[])
+
+
+def test_controller_database_url_is_a_deprecated_alias(tmp_path):
+    from oslo_config import cfg
+
+    from agent.conf import load, register_opts
+    path = tmp_path / "old.conf"
+    path.write_text("[controller]\ndatabase_url = sqlite:////srv/old.db\n")
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    load([f"--config-file={path}"], conf=conf)
+    assert conf.database.connection == "sqlite:////srv/old.db"

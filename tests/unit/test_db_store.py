@@ -5,17 +5,15 @@ import pytest
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
 from agent.conf import CONF
 from agent.controller import states
-from agent.controller.db import Store, upgrade
+from agent.controller.db import Store
 
 FACTS = {"vcpus": 4, "memory_mb": 8192, "disk_gb": 100,
          "libvirt_version": "9.0.0", "bogus": "ignored"}
 
 
 @pytest.fixture
-def store(tmp_path):
-    url = f"sqlite:///{tmp_path}/drover.db"
-    upgrade(url)
-    st = Store(url)
+def store(store_url):
+    st = Store(store_url)
     yield st
     st.close()
 

@@ -106,7 +106,8 @@ def task_show(svc, id):
     task = svc.store.task_get(id)
     return {k: task.get(k) for k in ("id", "kind", "state", "error",
                                      "progress", "instance_uuid",
-                                     "cancel_requested", "superseded_by")}
+                                     "cancel_requested", "superseded_by",
+                                     "term")}
 
 
 def task_cancel(svc, id):

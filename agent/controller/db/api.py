@@ -1,7 +1,7 @@
 """The controller's state store: short transactions the controller and its
 operations call.
 
-    store = Store(CONF.controller.database_url)   # after upgrade(url)
+    store = Store(CONF.database.connection)   # after upgrade(url)
 
 Every method runs in its own transaction and returns plain JSON-ready
 dicts (times as ISO-8601 UTC strings) or lists of them; names a user gives

@@ -25,8 +25,10 @@ def flavor_snapshot(flavor):
                                    "disk_gb", "properties")}
 
 
-def get_instance(s, name_or_uuid, deleted=False):
-    """By uuid (deleted ones too if ``deleted``), else by live name."""
+def get_instance(s, name_or_uuid, deleted=False, lock=False):
+    """By uuid (deleted ones too if ``deleted``), else by live name.
+    ``lock``: take its row lock (FOR UPDATE; on PostgreSQL a concurrent
+    writer of the same instance waits for this transaction)."""
     if validate.is_uuid(name_or_uuid):
         stmt = select(Instance).where(Instance.uuid == name_or_uuid)
         if not deleted:
@@ -34,6 +36,8 @@ def get_instance(s, name_or_uuid, deleted=False):
     else:
         stmt = select(Instance).where(Instance.name == name_or_uuid,
                                       Instance.deleted_at.is_(None))
+    if lock:
+        stmt = stmt.with_for_update()
     return one(s, stmt, f"instance {name_or_uuid}")
 
 
@@ -140,7 +144,7 @@ class InstancesMixin:
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
         with self.db.write() as s:
-            inst = get_instance(s, uuid)
+            inst = get_instance(s, uuid, lock=True)
             if owner is not None and inst.task_id != owner:
                 raise NotOwner(f"instance {inst.name} is owned by task "
                                f"{inst.task_id}, not by task {owner}")
@@ -159,7 +163,7 @@ class InstancesMixin:
         """vm_state deleted, its IP and MAC freed, its allocations (the
         instance as consumer) released."""
         with self.db.write() as s:
-            inst = get_instance(s, uuid)
+            inst = get_instance(s, uuid, lock=True)
             inst.vm_state, inst.task_state = states.DELETED, None
             inst.deleted_at = utcnow()
             inst.ip = inst.mac = None

@@ -286,10 +286,23 @@ class Task(Base):
     superseded_by: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[str | None] = mapped_column(Text)
+    # The leader term of the task's last write (None: SQLite, no leader).
+    term: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
                                                           default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(
         DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Leader(Base):
+    """The one row (id 1) of the leader lease (agent.controller.leader)."""
+    __tablename__ = "leader"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str | None] = mapped_column(String(1024))
+    backend_pid: Mapped[int | None] = mapped_column(Integer)
+    since: Mapped[datetime.datetime | None] = mapped_column(DateTime)
 
 
 class TaskStep(Base):

@@ -8,10 +8,17 @@ refuses changes from any other task.  A task may be superseded by a new
 one (evacuation of an instance whose move was in flight on a host that
 died): the instance passes to the new task at once, in the same
 transaction, and the old one can no longer change it.
+
+Leader terms (standby controllers on PostgreSQL): every write of a task,
+its steps included, carries the writer's leader term (``tasks.term``), and
+the write transaction first checks that this controller still holds the
+leader lease (``Database.fence``, agent.controller.leader): a deposed
+leader's write raises Deposed and changes nothing.  Rows decided on are
+taken with FOR UPDATE (the instance a task admits, the task it ends).
 """
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from agent.common.errors import Conflict
 from agent.controller import states
@@ -27,8 +34,10 @@ ENDED = ("done", "failed", "superseded")
 TASK_STATES = UNFINISHED + ENDED
 
 
-def _task(s, task_id):
-    return one(s, select(Task).where(Task.id == task_id), f"task {task_id}")
+def _task(s, task_id, lock=False):
+    stmt = select(Task).where(Task.id == task_id)
+    return one(s, stmt.with_for_update() if lock else stmt,
+               f"task {task_id}")
 
 
 def _step(s, task_id, name):
@@ -38,9 +47,16 @@ def _step(s, task_id, name):
 
 
 class TasksMixin:
+    def _stamp(self, s, task_id):
+        """Mark the task as written in this leader's term."""
+        if self.db.term is not None:
+            s.execute(update(Task).where(Task.id == task_id)
+                      .values(term=self.db.term))
+
     def task_create(self, kind, params, instance_uuid=None):
         """Record a running task; returns its id."""
-        task = Task(kind=kind, params=params, instance_uuid=instance_uuid)
+        task = Task(kind=kind, params=params, instance_uuid=instance_uuid,
+                    term=self.db.term)
         with self.db.write() as s:
             s.add(task)
             s.flush()
@@ -59,7 +75,7 @@ class TasksMixin:
         id).  Conflict (one line) if the instance is busy or in the wrong
         state."""
         with self.db.write() as s:
-            inst = get_instance(s, instance_uuid)
+            inst = get_instance(s, instance_uuid, lock=True)
             old = inst.task_id
             if old is not None and not supersede:
                 busy = s.get(Task, old)
@@ -77,7 +93,8 @@ class TasksMixin:
                 s.add(act)
                 s.flush()
                 params["action_id"] = act.id
-            task = Task(kind=kind, params=params, instance_uuid=inst.uuid)
+            task = Task(kind=kind, params=params, instance_uuid=inst.uuid,
+                        term=self.db.term)
             s.add(task)
             s.flush()
             if old is not None:
@@ -92,7 +109,7 @@ class TasksMixin:
         """Ask a running task to stop (the engine undoes what it did, unless
         it is past its commit point)."""
         with self.db.write() as s:
-            task = _task(s, task_id)
+            task = _task(s, task_id, lock=True)
             if task.state not in UNFINISHED:
                 raise Conflict(f"task {task_id} has ended ({task.state})")
             task.cancel_requested = True
@@ -125,8 +142,9 @@ class TasksMixin:
         if state not in TASK_STATES:
             raise ValueError(f"unknown task state {state}")
         with self.db.write() as s:
-            task = _task(s, task_id)
+            task = _task(s, task_id, lock=True)
             task.state, task.error = state, error
+            task.term = self.db.term
             if state not in ENDED or task.instance_uuid is None:
                 return
             for inst in s.scalars(select(Instance).where(
@@ -143,6 +161,7 @@ class TasksMixin:
     def task_progress(self, task_id, message):
         with self.db.write() as s:
             _task(s, task_id).progress = message
+            self._stamp(s, task_id)
 
     def steps_get(self, task_id):
         """The task's steps in order: dicts with index, name, state, data,
@@ -164,6 +183,7 @@ class TasksMixin:
             else:
                 step.state, step.error = "started", None
                 step.started_at, step.finished_at = utcnow(), None
+            self._stamp(s, task_id)
 
     def step_done(self, task_id, name, data):
         self._end_step(task_id, name, state="done", data=data)
@@ -185,3 +205,4 @@ class TasksMixin:
             for key, value in values.items():
                 setattr(step, key, value)
             step.finished_at = utcnow()
+            self._stamp(s, task_id)

@@ -23,6 +23,9 @@ Beyond that, four rules make failure handling safe:
   it stops at once and undoes nothing: the instance is the new owner's.
 - **Cancel.**  ``cancel`` asks a task to stop; it is seen between steps
   and undoes what was done, as a failure would.
+- **Deposed.**  A controller that lost the leader lease has every write
+  refused (Deposed): its tasks stop where they are, recording nothing and
+  undoing nothing; the new leader resumes them.
 
 A task that ends is forgotten by the engine (its record stays in the
 store).
@@ -32,8 +35,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from agent.common.errors import (Conflict, DroverError, HostGone, NotOwner,
-                                 one_line)
+from agent.common.errors import (Conflict, Deposed, DroverError, HostGone,
+                                 NotOwner, one_line)
 from agent.controller.tasks.workflow import Context
 
 LOG = logging.getLogger(__name__)
@@ -147,6 +150,9 @@ class TaskEngine:
     def _run(self, task_id):
         try:
             self._run_task(task_id)
+        except Deposed as err:
+            LOG.warning("task %s: stopped, left to the new leader: %s",
+                        task_id, one_line(err))
         except Exception:   # the engine must never die with a task
             LOG.exception("task %s: engine error", task_id)
 
@@ -192,6 +198,8 @@ class TaskEngine:
             started = time.monotonic()
             try:
                 out = step.do(ctx) or {}
+            except Deposed:
+                raise
             except NotOwner as err:
                 self.log.step_failed(task_id, step.name, one_line(err))
                 self._superseded(ctx, workflow)
@@ -251,6 +259,8 @@ class TaskEngine:
             if step.undo is not None:
                 try:
                     step.undo(ctx)
+                except Deposed:
+                    raise
                 except NotOwner:
                     self._superseded(ctx, workflow)
                     return
@@ -295,6 +305,8 @@ class TaskEngine:
             return
         try:
             workflow.on_failed(ctx, err)
+        except Deposed:
+            raise
         except NotOwner:
             LOG.info("task %s: on_failed refused: another task owns the "
                      "instance", ctx.task_id)
