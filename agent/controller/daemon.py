@@ -16,6 +16,7 @@ from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
 from agent.controller import api, periodic
+from agent.controller.recovery import Recovery
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
@@ -41,6 +42,7 @@ def build():
     svc = Services(store=store, hosts=HostManager(store))
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
     svc.admission = Admission(svc)
+    svc.hosts.recovery = Recovery(svc)
     return svc
 
 

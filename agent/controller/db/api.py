@@ -29,6 +29,7 @@ changes Conflict.  The methods, by area:
   get_migration, list_migrations
 - actions (actions.py): start_action, finish_action, start_event,
   finish_event, list_actions
+- host events (host_events.py): add_host_event, list_host_events
 - task log (tasks.py): task_create, task_get, tasks_unfinished,
   list_tasks, task_finish, task_progress, steps_get, step_started,
   step_done, step_failed, step_undone
@@ -37,6 +38,7 @@ from agent.controller.db.actions import ActionsMixin
 from agent.controller.db.aggregates import AggregatesMixin
 from agent.controller.db.catalog import CatalogMixin
 from agent.controller.db.cleanups import CleanupsMixin
+from agent.controller.db.host_events import HostEventsMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
 from agent.controller.db.migration_records import MigrationsMixin
@@ -49,7 +51,7 @@ __all__ = ["ClaimFailed", "Store"]
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
             PlacementMixin, MigrationsMixin, ActionsMixin, TasksMixin,
-            CleanupsMixin):
+            CleanupsMixin, HostEventsMixin):
     def __init__(self, url):
         self.db = Database(url)
 

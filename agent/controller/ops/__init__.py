@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
-                                  evacuate, host_evacuate, live_migrate,
-                                  power, resize_confirm, resize_revert)
+                                  evacuate, ha_relocate, ha_restart,
+                                  host_evacuate, live_migrate, power,
+                                  recover_host, resize_confirm,
+                                  resize_revert)
 from agent.controller.states import ANY, IDLE, Rule
 
 
@@ -74,6 +76,16 @@ _TABLE = (
               evacuate.precheck),
     Operation("host-evacuate", host_evacuate.KIND, host_evacuate.workflow,
               None, host_evacuate.precheck),
+    # Automatic recovery (agent.controller.recovery starts these): a
+    # failed host fenced then its HA instances evacuated; an HA guest found
+    # down restarted where it is, or relocated by a cold migration.
+    Operation("recover-host", recover_host.KIND, recover_host.workflow,
+              None),
+    Operation("ha-restart", ha_restart.KIND, ha_restart.workflow,
+              _rule({st.ACTIVE}, IDLE, st.POWERING_ON)),
+    Operation("ha-relocate", ha_relocate.KIND, ha_relocate.workflow,
+              _rule({st.ACTIVE}, IDLE, st.RESIZE_PREP),
+              cold_migrate.precheck_migrate),
 )
 
 OPERATIONS = {op.name: op for op in _TABLE}

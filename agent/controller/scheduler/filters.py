@@ -2,6 +2,7 @@
 passes, else the reason (short, for the operator) it cannot take the
 request.  ``FILTERS`` is the order they run in (cheapest first).
 """
+from agent.controller import ha_policy
 from agent.controller.scheduler.extra_specs import matches
 from agent.controller.scheduler.hoststate import host_limits
 
@@ -65,9 +66,13 @@ def aggregate_extra_specs(host, request, policy):
     unscoped ``KEY=VALUE`` must be matched by the metadata ``KEY`` of one
     of the host's aggregates (VALUE may use extra_specs operators);
     properties with another scope (``hw:...``, ``quota:...``) are ignored.
-    Hosts may carry metadata the flavor does not ask for.
+    Hosts may carry metadata the flavor does not ask for.  drover's own
+    keys (``ha``, ``ha_priority``: agent.controller.ha_policy) are not
+    asked of hosts.
     """
     for key, want in request.properties.items():
+        if key in ha_policy.KEYS:
+            continue
         scope, sep, bare = key.partition(":")
         if sep:
             if scope != EXTRA_SPECS_SCOPE:
