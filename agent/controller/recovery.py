@@ -37,6 +37,7 @@ RESTART, RELOCATE, GIVE_UP = "ha-restart", "ha-relocate", "ha-give-up"
 # Operator actions after which earlier automatic attempts no longer count.
 FRESH_START = frozenset({"create", "start", "reboot"})
 DOWN_POWER = frozenset({states.SHUTDOWN, states.CRASHED})
+RETRY_MAX_S = 600.0
 
 
 # -- decisions (pure) ---------------------------------------------------------
@@ -106,6 +107,7 @@ class Recovery:
         self.svc = services
         self.started = time.monotonic()
         self._said = {}             # host -> the last reason logged
+        self._retries = {}          # host -> (runs so far, next run at)
 
     @property
     def store(self):
@@ -124,6 +126,19 @@ class Recovery:
 
     def host_answered(self, name):
         self._said.pop(name, None)
+        self._retries.pop(name, None)
+
+    def _retry_due(self, name):
+        """A fenced host's HA instances that did not evacuate are tried
+        again after fence_retry_interval, doubling each time (at most
+        RETRY_MAX_S): capacity may have come back."""
+        runs, due = self._retries.get(name, (0, 0.0))
+        now = time.monotonic()
+        if now < due:
+            return False
+        wait = min(RETRY_MAX_S, CONF.ha.fence_retry_interval * 2 ** runs)
+        self._retries[name] = (runs + 1, now + wait)
+        return True
 
     def host_silent(self, name, silent_s):
         """``name`` has not answered for ``silent_s`` seconds."""
@@ -146,8 +161,11 @@ class Recovery:
                 self._note(name, why, event=not has_ha
                            and host["state"] != "fenced")
             return None
-        if host["state"] == "fenced" and self._said.get(name) == why:
-            return None     # retried once per silence: the operator's now
+        if host["state"] == "fenced" and not self._retry_due(name):
+            return None
+        if host["state"] != "fenced":   # its first run: retries wait
+            self._retries[name] = (1, time.monotonic()
+                                   + CONF.ha.fence_retry_interval)
         self._note(name, why)
         try:
             return self.svc.admission.submit_host(

@@ -21,7 +21,8 @@ KIND = "ha_restart"
 
 def note(ctx):
     """The reason the recovery gave, as an event of this action."""
-    steps.add_event(ctx, f"{ctx.params.get('action', 'ha')}_detected",
+    kind = str(ctx.params.get("action", "ha")).replace("-", "_")
+    steps.add_event(ctx, f"{kind}_reason",
                     ctx.params.get("reason") or "found down", "Success")
 
 
