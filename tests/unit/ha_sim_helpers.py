@@ -25,6 +25,14 @@ from evac_sim_helpers import EvacLab
 from sim_helpers import POLL_S
 
 
+LONGEST_S = 3600.0      # a scenario that runs longer is stuck (fails)
+
+
+class SimTimeout(BaseException):
+    """A scenario ran for more simulated time than LONGEST_S: a wait that
+    never ends (the engine does not catch it: the test fails)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     state: str
@@ -53,6 +61,11 @@ class HALab(EvacLab):
         self._attach()
         self.recovery.started = self.fleet.clock.now - \
             CONF.ha.startup_grace - 1
+        self.later(LONGEST_S, self._stuck)
+
+    @staticmethod
+    def _stuck():
+        raise SimTimeout(f"still running after {LONGEST_S:g} simulated s")
 
     def _attach(self):
         self.svc.leases = self.leases

@@ -437,3 +437,36 @@ def test_operator_start_resets_the_count(lab):
     assert lab.where("ha1") == ("h1", "ACTIVE")
     assert lab.actions("ha1")[-1] == "ha-restart"
     assert lab.problems() == []
+
+
+# -- what the operator sees ---------------------------------------------------
+
+def test_ha_status_host_show_and_events_tell_what_happened(lab):
+    from agent.controller.api import ha as ha_api
+    from agent.controller.api import hosts as hosts_api
+    ha_and_plain(lab)
+    lab.set_fence_agent("h1", "failing")
+    lab.fleet.power_off("h1")
+    seen = []       # host show while the fence keeps failing
+    lab.later(20, lambda: seen.append(hosts_api.host_show(lab.svc, "h1")))
+    lab.later(25, lambda: lab.set_fence_agent("h1", "ok"))
+    lab.advance(20)
+    assert seen[0]["fence_state"].startswith("not fenced: ")
+    assert "Unable to connect" in seen[0]["fence_state"]
+    assert "running" in seen[0]["recovery"]
+    assert "not fenced (attempt" in seen[0]["recovery"]
+    shown = hosts_api.host_show(lab.svc, "h1")
+    assert shown["fence_state"].startswith("fenced at")
+    assert "done" in shown["recovery"]
+    events = ha_api.host_events(lab.svc, "h1")
+    assert [e["Event"] for e in events] == ["failed", "fence", "fenced",
+                                           "recovered"]
+    status = ha_api.ha_status(lab.svc)
+    assert [(r["Name"], r["Status"], r["Host"] != "h1") for r in status] \
+        == [("ha1", "ACTIVE", True)]
+    assert status[0]["Last Recovery"].startswith("ha-recover at")
+    lab.crash_guest("ha1")
+    lab.advance(4)
+    status = ha_api.ha_status(lab.svc)
+    assert status[0]["Restarts"] == 1
+    assert "crashed on" in status[0]["Reason"]

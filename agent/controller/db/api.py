@@ -27,7 +27,8 @@ changes Conflict.  The methods, by area:
   list_allocations, host_usage, host_states
 - migrations (migration_records.py): create_migration, update_migration,
   get_migration, list_migrations
-- actions (actions.py): start_action, finish_action, start_event,
+- actions (actions.py): start_action, finish_action,
+  set_action_message, start_event,
   finish_event, list_actions
 - host events (host_events.py): add_host_event, list_host_events
 - task log (tasks.py): task_create, task_get, tasks_unfinished,

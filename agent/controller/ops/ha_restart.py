@@ -22,8 +22,11 @@ KIND = "ha_restart"
 def note(ctx):
     """The reason the recovery gave, as an event of this action."""
     kind = str(ctx.params.get("action", "ha")).replace("-", "_")
-    steps.add_event(ctx, f"{kind}_reason",
-                    ctx.params.get("reason") or "found down", "Success")
+    reason = ctx.params.get("reason") or "found down"
+    steps.add_event(ctx, f"{kind}_reason", reason, "Success")
+    if ctx.params.get("action_id") is not None:
+        ctx.services.store.set_action_message(ctx.params["action_id"],
+                                              reason)
 
 
 def workflow(params):
