@@ -90,6 +90,9 @@ def controller_conf(lab):
                 "known_hosts": ssh["known_hosts"],
                 "relay_command": f"{_python()} -m agent.host.daemon relay"},
         "libvirt": {"shutdown_timeout": 20},
+        # A lab controller is started and stopped by tests: it waits the
+        # least grace that still covers a lease and its margin (10 + 3).
+        "ha": {"startup_grace": 15},
     })
 
 
