@@ -138,7 +138,10 @@ def test_fence_agent_failing_evacuates_nothing_and_retries(
     after = guest_status(ip)
     assert after["boot"] == before["boot"]          # never restarted
     assert after["uptime"] > before["uptime"]
-    assert "abandoned" in [e["Event"] for e in _host_events(fleet, host)]
+    wait_for(lambda: "abandoned" in [e["Event"] for e in
+                                     _host_events(fleet, host)], 30,
+             "the recovery abandoned (the host answers: it is alive)")
+    assert fleet.server("ha-nofence")["host"] == host
 
 
 def test_controller_stopped_two_minutes_moves_nothing(fleet, servers):
