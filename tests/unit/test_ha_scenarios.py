@@ -470,3 +470,23 @@ def test_ha_status_host_show_and_events_tell_what_happened(lab):
     status = ha_api.ha_status(lab.svc)
     assert status[0]["Restarts"] == 1
     assert "crashed on" in status[0]["Reason"]
+
+
+def test_restart_during_the_fence_wait_after_the_host_came_back(lab):
+    """The controller dies while the fence keeps failing; the host comes
+    back during the outage; the resumed recovery finds it alive and
+    fences nothing (a controller outage never kills a guest)."""
+    ha_and_plain(lab)
+    lab.set_fence_agent("h1", "failing")
+    lab.run([("at_step", "fence", ("controller_crash",), "recover_host")])
+    lab.fleet.cut("h1")
+    lab.advance(14)
+    assert lab.fleet.pending_hooks() == 0
+    lab.fleet.restore("h1")
+    lab.set_fence_agent("h1", "ok")     # a fence now would power it off
+    lab.restart_controller()
+    lab.advance(4)
+    assert lab.running_on("ha1") == ["h1"]
+    assert lab.fleet.host("h1").powered
+    assert "abandoned" in [e for e, _ in lab.host_events("h1")]
+    assert lab.problems() == []

@@ -50,6 +50,7 @@ LOG = logging.getLogger(__name__)
 KIND = "recover_host"
 ACTION = "ha-recover"           # the instance action of each HA instance
 WORDS = ("evacuated", "evacuating")
+FIRST_ASK_S = 2.0       # is it back? asked before the first fence
 
 
 # -- pure decisions -----------------------------------------------------------
@@ -121,10 +122,9 @@ def detect(ctx):
             "order": [[i["uuid"] for i in g] for g in groups]}
 
 
-def _answers(ctx, name):
+def _answers(ctx, name, timeout):
     try:
-        ctx.services.hosts.call(name, "host.facts",
-                                timeout=CONF.controller.poll_interval * 2)
+        ctx.services.hosts.call(name, "host.facts", timeout=timeout)
         return True
     except DroverError:
         return False
@@ -154,12 +154,19 @@ def _try_fence(ctx, host):
 def fence(ctx):
     store, name = ctx.services.store, ctx.params["host"]
     attempts, last = 0, None
+    began = store.task_get(ctx.task_id)["created_at"]
     while True:
         host = store.get_host(name)
         ok, why = fencing.may_evacuate(host)
         if ok:
             break
-        if attempts and _answers(ctx, name):
+        # Answered since the recovery began (the poller saw it), or
+        # answers now: asked before every fence, the first with a short
+        # time-out (a task resumed after a controller restart must not
+        # fence a host that came back during the outage).
+        if (host.get("last_seen") or "") > began or _answers(
+                ctx, name, FIRST_ASK_S if not attempts
+                else CONF.controller.poll_interval * 2):
             why = (f"host {name} answers again: it is alive, its guests "
                    "were not moved; recovery abandoned")
             _event(ctx, "abandoned", why, "Info")
