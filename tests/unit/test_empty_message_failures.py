@@ -112,6 +112,10 @@ CASES = {
     "resize-revert": (_resized, {}),
     "live-migrate": (_active, {}),
     "evacuate": (_on_fenced_host, {"rebuild": True}),
+    "ha-restart": (lambda svc: _active(svc, states.ACTIVE, states.CRASHED),
+                   {"reason": "crashed"}),
+    "ha-relocate": (lambda svc: _active(svc, states.ACTIVE, states.SHUTDOWN),
+                    {"reason": "crashed again"}),
 }
 
 
