@@ -5,7 +5,7 @@
 - a failed host whose fence agent fails: nothing is evacuated, the
   reason is shown (host show, host event list), the fence is retried;
   the guest ran on throughout (uptime continuous);
-- the controller stopped (30 s in CI, two minutes with
+- the controller stopped (20 s in CI, two minutes with
   DROVER_HA_OUTAGE_S=120): every guest keeps running
   (uptime continuous), and nothing moves when it returns;
 - a host powered off (``Lab.host_stop``, a lab of the test's own): its
@@ -27,10 +27,10 @@ from helpers import guest_status, wait_for, wait_guest
 pytestmark = pytest.mark.integration
 
 HA = ("--property", "ha=true", "--storage", "shared")
-# The outage: 30 s in CI (over twice lease_time + lease_margin: a
+# The outage: 20 s in CI (longer than lease_time + lease_margin: a
 # controller that counted its own outage as the hosts' silence would
 # recover them), the issue's 2 minutes with DROVER_HA_OUTAGE_S=120.
-OUTAGE_S = float(os.environ.get("DROVER_HA_OUTAGE_S", "30"))
+OUTAGE_S = float(os.environ.get("DROVER_HA_OUTAGE_S", "20"))
 GRACE_S = 15
 
 FAILING = r'''#!{python}
