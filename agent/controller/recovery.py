@@ -29,10 +29,11 @@ from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.controller import ha_policy, states
 from agent.controller.db.models import utcnow
+from agent.controller.ops import recover_host
 
 LOG = logging.getLogger(__name__)
 
-RECOVER_OPERATION, RECOVER_KIND = "recover-host", "recover_host"
+RECOVER_OPERATION = "recover-host"
 RESTART, RELOCATE, GIVE_UP = "ha-restart", "ha-relocate", "ha-give-up"
 # Operator actions after which earlier automatic attempts no longer count.
 FRESH_START = frozenset({"create", "start", "reboot"})
@@ -41,11 +42,6 @@ RETRY_MAX_S = 600.0
 
 
 # -- decisions (pure) ---------------------------------------------------------
-
-def in_grace(now, started, grace):
-    """True while automatic recovery waits after the controller started."""
-    return now - started < grace
-
 
 def host_verdict(host, silent_s, lease_time, has_ha, recovering,
                  grace_left):
@@ -151,9 +147,7 @@ class Recovery:
         on_host = self.store.list_instances(host=name)
         has_ha = any(ha_policy.is_ha(self.store, i) for i in on_host
                      if i["vm_state"] != states.DELETED)
-        recovering = any(
-            t["kind"] == RECOVER_KIND and t["params"].get("host") == name
-            for t in self.store.list_tasks(unfinished=True))
+        recovering = recover_host.in_progress(self.store, name) is not None
         what, why = host_verdict(host, silent_s, CONF.ha.lease_time, has_ha,
                                  recovering, self.grace_left())
         if what is None:

@@ -101,11 +101,6 @@ def test_attempts_count_in_the_window_since_the_operator_started_it():
     assert recovery.attempts(acts, "2026-12-01T09:00:00Z") == (0, 0)
 
 
-def test_in_grace():
-    assert recovery.in_grace(100, 50, 60)
-    assert not recovery.in_grace(120, 50, 60)
-
-
 def test_fence_path_and_reasons():
     assert recover_host.fence_path({"fence_agent": "fence_x"}, True) == \
         "agent"
