@@ -177,8 +177,8 @@ def table(by_path, repeat):
                                           "total")}
         t, lo, hi = med["total"]
         rows.append((label, t))
-        print(f"{label:34} {med['detection'][0]:>9.1f}s {med['fence'][0]:>7.1f}s"
-              f" {med['rebuild'][0]:>7.1f}s {t:>8.1f}s ({lo:.1f}-{hi:.1f})"
+        print(f"{label:34} {med['detection'][0]:>9.1f}s "
+              f"{med['fence'][0]:>7.1f}s {med['rebuild'][0]:>7.1f}s {t:>8.1f}s ({lo:.1f}-{hi:.1f})"
               f" {t / TARGET_S:>9.2f}x")
     print(f"{'Masakari (60 s + 180 s defaults)':34} {'':>28} "
           f"{MASAKARI_S:>8.0f}s")

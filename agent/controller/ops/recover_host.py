@@ -82,7 +82,7 @@ def verdict_reason(name, verdict):
             "evacuated")
 
 
-# -- steps ----------------------------------------------------------------------
+# -- steps --------------------------------------------------------------------
 
 def _event(ctx, event, details, result="Success"):
     ctx.services.store.add_host_event(ctx.params["host"], event, result,
