@@ -1,9 +1,11 @@
-"""drover host list|show|enable|disable|set|fence|drain|evacuate"""
+"""drover host list|show|enable|disable|set|fence|drain|evacuate, host
+event list"""
 from agent.cli.common import subcommand, wait_task
 from agent.common.errors import InvalidInput
 
 LIST_COLUMNS = ["Name", "Address", "State", "Status", "Zone", "vCPUs",
                 "vCPUs Used", "RAM MB", "RAM MB Used", "Instances"]
+EVENT_COLUMNS = ["Time", "Event", "Result", "Details"]
 # Also in -f json and with --long.
 LONG_COLUMNS = LIST_COLUMNS + ["Last Seen", "Fence Agent", "Reason",
                                "Down Reason"]
@@ -126,6 +128,15 @@ def register(subparsers):
     s.add_argument("name")
 
     _register_fencing(sub)
+
+    ev = sub.add_parser("event", help="what automatic recovery did")
+    evsub = ev.add_subparsers(dest="what", metavar="ACTION", required=True)
+    s = subcommand(evsub, "list",
+                   lambda c, a: (c.call("host.events", name=a.name),
+                                 EVENT_COLUMNS),
+                   "list a host's recovery events (failed, fence attempts "
+                   "and why they failed, recovered)", formatted=True)
+    s.add_argument("name")
 
     from agent.cli import evacuate, migrate
     migrate.register_host(sub)

@@ -20,6 +20,7 @@ VERB_MODULES = (
     "agent.cli.image",
     "agent.cli.server",
     "agent.cli.task",
+    "agent.cli.ha",
     "agent.cli.fleet",
     "agent.cli.lab",
 )

@@ -30,6 +30,7 @@ from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
 from agent.controller import api, auto_rebalance, metrics, periodic
+from agent.controller.recovery import Recovery
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.db.schema import current
@@ -67,6 +68,7 @@ def build():
                    load=load)
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
     svc.admission = Admission(svc)
+    svc.hosts.recovery = Recovery(svc)
     if is_postgresql(url):
         svc.leader = LeaderLease(url, name=CONF.database.name,
                                  address=CONF.controller.socket_path)
@@ -79,6 +81,7 @@ def _lead(svc):
     if svc.leader is not None:
         svc.store.db.term = svc.leader.term
         svc.store.db.fence = svc.leader.check
+    svc.hosts.recovery.begin()
     svc.hosts.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)

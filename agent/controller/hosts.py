@@ -46,6 +46,9 @@ class HostManager:
         self._subscribed = set()
         self._stop = threading.Event()
         self._thread = None
+        # agent.controller.recovery.Recovery, set by the daemon: told of
+        # hosts silent for long and of HA guests found down.
+        self.recovery = None
 
     def now(self):
         """Now in the store's time format: when a poll is asked (its
@@ -226,6 +229,8 @@ class HostManager:
         self._last_ok[name] = time.monotonic()
         if self.load is not None:
             self.load.record(name, facts.get("load"))
+        if self.recovery is not None:
+            self.recovery.host_answered(name)
         if now == "up" and was != "up":
             LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))
@@ -237,12 +242,15 @@ class HostManager:
         except NotFound:
             return
         last = self._last_ok.setdefault(name, time.monotonic())
-        if time.monotonic() - last < CONF.controller.host_down_after:
-            LOG.info("host %s missed a poll: %s", name, err)
-            return
-        if host["state"] == "up":
+        silent = time.monotonic() - last
+        if silent >= CONF.controller.host_down_after and \
+                host["state"] == "up":
             LOG.warning("host %s is down: %s", name, err)
             self.store.mark_host_down(name)
+        elif silent < CONF.controller.host_down_after:
+            LOG.info("host %s missed a poll: %s", name, err)
+        if self.recovery is not None:
+            self.recovery.host_silent(name, silent)
 
     # -- power state ----------------------------------------------------------
 
@@ -314,6 +322,9 @@ class HostManager:
             values["power_state"] = power_state
         if (inst["vm_state"] == states.ACTIVE
                 and power_state in (states.SHUTDOWN, states.CRASHED)):
+            if self.recovery is not None and \
+                    self.recovery.guest_down(inst, power_state):
+                return          # an HA guest: its recovery has it now
             values["vm_state"] = states.STOPPED
         elif (inst["vm_state"] == states.STOPPED
               and power_state == states.RUNNING):

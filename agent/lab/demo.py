@@ -378,6 +378,44 @@ class Demo:
               f"on its own disk again (boot {status['boot'][:8]}), data "
               f"area {'intact' if read == written else 'DIFFERENT'}")
 
+    def automatic_recovery(self):
+        """An HA guest's host loses power; nobody types a command: the
+        controller detects it ([ha] lease_time), fences it with its fence
+        agent and evacuates the HA guest; the host's events say why."""
+        victim = sorted(h["name"] for h in self.lab.status())[0]
+        say(f"automatic recovery: {victim} loses power; its HA guest "
+            "comes back elsewhere by itself")
+        try:
+            s = self.call("server.show", name="demo-ha")
+        except DroverError:
+            self.wait(self.call("server.create", name="demo-ha",
+                                flavor="lab.small", image="lab-guest",
+                                host=victim, storage="shared",
+                                metadata={"ha": "true"}), "create demo-ha")
+            s = self.call("server.show", name="demo-ha")
+        wait_guest(s["addresses"])
+        print(f"   demo-ha (--property ha=true) on {s['host']}")
+        time.sleep(15)          # the lab controller's [ha] startup_grace
+        started = time.monotonic()
+        self.lab.host_stop(victim)
+        print(f"   {victim} powered off")
+        while True:
+            s = self.call("server.show", name="demo-ha")
+            if s["host"] != victim and s["status"] == "ACTIVE":
+                break
+            time.sleep(0.2)
+        wait_guest(s["addresses"])
+        print(f"   demo-ha ACTIVE on {s['host']} "
+              f"{time.monotonic() - started:.1f} s after the power loss")
+        from agent.cli.host import EVENT_COLUMNS
+        print(output.format_list(self.call("host.events", name=victim),
+                                 EVENT_COLUMNS))
+        self.lab.host_start(victim)
+        while self.call("host.show", name=victim)["state"] != "up":
+            time.sleep(0.5)
+        print(f"   {victim} is up again, reconciled")
+        return ["demo-ha"]
+
 
 def run(lab, count, image_path, progress=print):
     say("lab up: hosts with their own libvirtd, sshd and drover-agent")
@@ -395,6 +433,7 @@ def run(lab, count, image_path, progress=print):
     demo.rescue(names)
     names += demo.server_groups()
     demo.rebalance_dry_run()
+    names += demo.automatic_recovery()
     from agent.cli.migrate import MIGRATION_COLUMNS
     say("migrations")
     demo.table("migration.list", MIGRATION_COLUMNS)

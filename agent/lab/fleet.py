@@ -211,6 +211,9 @@ def controller_conf(lab, index=0, options=None):
                 "known_hosts": ssh["known_hosts"],
                 "relay_command": f"{_python()} -m agent.host.daemon relay"},
         "libvirt": {"shutdown_timeout": 20},
+        # A lab controller is started and stopped by tests: it waits the
+        # least grace that still covers a lease and its margin (10 + 3).
+        "ha": {"startup_grace": 15},
     }
     for group, values in (options or {}).items():
         sections[group] = {**sections.get(group, {}), **values}

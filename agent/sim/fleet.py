@@ -39,6 +39,7 @@ from agent.controller.admission import Admission
 from agent.controller.daemon import Services
 from agent.controller.db.models import jsonable, utcnow
 from agent.controller.hosts import HostManager
+from agent.controller.recovery import Recovery
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
 from agent.common.rpc import protocol as proto
@@ -250,6 +251,7 @@ class Fleet:
                                 self._workflows, svc, max_workers=2,
                                 inline=True)
         svc.admission = Admission(svc)
+        svc.hosts.recovery = Recovery(svc)
         self.svc = svc
         return svc
 

@@ -141,6 +141,10 @@ CASES = {
     "image-create": (_active, {"image_name": "snap"}),
     "shelve": (_active, {}),
     "unshelve": (_shelved, {}),
+    "ha-restart": (lambda svc: _active(svc, states.ACTIVE, states.CRASHED),
+                   {"reason": "crashed"}),
+    "ha-relocate": (lambda svc: _active(svc, states.ACTIVE, states.SHUTDOWN),
+                    {"reason": "crashed again"}),
 }
 
 

@@ -5,8 +5,8 @@ protocol as the agents').  A standby controller (agent.controller.leader)
 answers every method but ``controller.leader`` with NotLeader, one line
 saying where the leader is."""
 from agent.common.errors import NotLeader
-from agent.controller.api import (evacuate, fleet, groups, hosts, inventory,
-                                  live, migrations, servers)
+from agent.controller.api import (evacuate, fleet, groups, ha, hosts,
+                                  inventory, live, migrations, servers)
 
 
 def leader(services):
@@ -26,7 +26,7 @@ def register(server, services):
                                                gated=False))
     for table in (hosts.METHODS, inventory.METHODS, servers.METHODS,
                   migrations.METHODS, live.METHODS, fleet.METHODS,
-                  evacuate.METHODS, groups.METHODS):
+                  evacuate.METHODS, groups.METHODS, ha.METHODS):
         for name, fn in table.items():
             server.register(name, _bind(fn, services))
 

@@ -1,6 +1,7 @@
 """API: hosts and availability zones, host states and fencing."""
 from agent.common.errors import Conflict
 from agent.controller import fencing
+from agent.controller.api.ha import recovery_fields
 from agent.controller.api.views import host_row
 
 
@@ -42,6 +43,7 @@ def host_show(svc, name):
                          if name in a["hosts"]]
     out["instances"] = [i["name"] for i in
                         svc.store.list_instances(host=name)]
+    out.update(recovery_fields(svc, host))
     return out
 
 

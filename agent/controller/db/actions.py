@@ -30,6 +30,15 @@ class ActionsMixin:
                 act.message = message
             return act.as_dict()
 
+    def set_action_message(self, action_id, message):
+        """Why the action runs (``server event list``'s Message)."""
+        with self.db.write() as s:
+            act = one(s, select(InstanceAction)
+                      .where(InstanceAction.id == action_id),
+                      f"action {action_id}")
+            act.message = (message or "")[:255] or None
+            return act.as_dict()
+
     def start_event(self, action_id, event):
         ev = InstanceActionEvent(action_id=action_id, event=event)
         with self.db.write() as s:

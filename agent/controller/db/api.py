@@ -30,10 +30,12 @@ changes Conflict.  The methods, by area:
   group_memberships
 - migrations (migration_records.py): create_migration, update_migration,
   get_migration, list_migrations
-- actions (actions.py): start_action, finish_action, start_event,
+- actions (actions.py): start_action, finish_action,
+  set_action_message, start_event,
   finish_event, list_actions
 - metrics (metrics_reads.py): count_hosts, count_instances, tasks_after,
   migrations_after
+- host events (host_events.py): add_host_event, list_host_events
 - task log (tasks.py): task_create, task_get, tasks_unfinished,
   list_tasks, task_finish, task_progress, steps_get, step_started,
   step_done, step_failed, step_undone
@@ -43,6 +45,7 @@ from agent.controller.db.aggregates import AggregatesMixin
 from agent.controller.db.catalog import CatalogMixin
 from agent.controller.db.cleanups import CleanupsMixin
 from agent.controller.db.groups import GroupsMixin
+from agent.controller.db.host_events import HostEventsMixin
 from agent.controller.db.host_states import HostStatesMixin
 from agent.controller.db.hosts import HostsMixin
 from agent.controller.db.instances import InstancesMixin
@@ -57,7 +60,8 @@ __all__ = ["ClaimFailed", "Store"]
 
 class Store(HostsMixin, AggregatesMixin, CatalogMixin, InstancesMixin,
             PlacementMixin, HostStatesMixin, MigrationsMixin, ActionsMixin,
-            TasksMixin, CleanupsMixin, MetricsMixin, GroupsMixin):
+            TasksMixin, CleanupsMixin, MetricsMixin, GroupsMixin,
+            HostEventsMixin):
     def __init__(self, url):
         self.db = Database(url)
 

@@ -342,3 +342,17 @@ class ServerGroupMember(Base):
         ForeignKey("server_groups.id", ondelete="CASCADE"), index=True)
     instance_uuid: Mapped[str] = mapped_column(String(UUID),
                                                primary_key=True)
+
+
+class HostEvent(Base):
+    """What automatic recovery did to a host, and why (``host event
+    list``): failed, fence attempts and their reasons, recovered."""
+    __tablename__ = "host_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime,
+                                                          default=utcnow)

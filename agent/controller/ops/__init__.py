@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from agent.controller import fencing
 from agent.controller import states as st
 from agent.controller.ops import (boot, cold_migrate, delete, drain,
-                                  evacuate, host_evacuate, live_migrate,
-                                  power, rebalance, rescue, resize_confirm,
-                                  resize_revert, shelve, snapshot, unrescue,
-                                  unshelve)
+                                  evacuate, ha_relocate, ha_restart,
+                                  host_evacuate, live_migrate, power,
+                                  rebalance, recover_host, rescue,
+                                  resize_confirm, resize_revert, shelve,
+                                  snapshot, unrescue, unshelve)
 from agent.controller.states import ANY, IDLE, Rule
 
 
@@ -97,6 +98,16 @@ _TABLE = (
     # instance operations of their own.
     Operation("rebalance", rebalance.KIND, rebalance.workflow, None,
               rebalance.precheck),
+    # Automatic recovery (agent.controller.recovery starts these): a
+    # failed host fenced then its HA instances evacuated; an HA guest found
+    # down restarted where it is, or relocated by a cold migration.
+    Operation("recover-host", recover_host.KIND, recover_host.workflow,
+              None),
+    Operation("ha-restart", ha_restart.KIND, ha_restart.workflow,
+              _rule({st.ACTIVE}, IDLE, st.POWERING_ON)),
+    Operation("ha-relocate", ha_relocate.KIND, ha_relocate.workflow,
+              _rule({st.ACTIVE}, IDLE, st.RESIZE_PREP),
+              cold_migrate.precheck_migrate),
 )
 
 OPERATIONS = {op.name: op for op in _TABLE}

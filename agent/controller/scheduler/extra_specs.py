@@ -10,6 +10,8 @@ Nova's operators:
 """
 import operator
 
+from agent.controller import ha_policy
+
 SCOPE = "aggregate_instance_extra_specs"
 
 _STRING = {"s==": operator.eq, "s!=": operator.ne, "s>=": operator.ge,
@@ -64,9 +66,12 @@ def scoped(properties):
     """The (key, requirement) pairs of flavor ``properties`` that
     aggregate metadata must match: ``aggregate_instance_extra_specs:KEY``
     and unscoped ``KEY``; other scopes (``hw:``, ``quota:``) are not
-    ours."""
+    ours, nor are drover's own keys (``ha``, ``ha_priority``:
+    agent.controller.ha_policy), which no host is asked to match."""
     pairs = []
     for key, want in properties.items():
+        if key in ha_policy.KEYS:
+            continue
         scope, sep, bare = key.partition(":")
         if sep:
             if scope != SCOPE:

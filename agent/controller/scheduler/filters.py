@@ -68,7 +68,9 @@ def aggregate_extra_specs(host, request, policy):
     unscoped ``KEY=VALUE`` must be matched by the metadata ``KEY`` of one
     of the host's aggregates (VALUE may use extra_specs operators);
     properties with another scope (``hw:...``, ``quota:...``) are ignored.
-    Hosts may carry metadata the flavor does not ask for.
+    Hosts may carry metadata the flavor does not ask for.  drover's own
+    keys (``ha``, ``ha_priority``: agent.controller.ha_policy) are not
+    asked of hosts.
     """
     for key, want in request.aggregate_specs:
         have = host.metadata.get(key)
