@@ -1,8 +1,9 @@
 """drover-controller: state, scheduler and operations of the fleet.
 
 Starts in this order: the database (migrated to the current schema), the
-host manager (agent clients, polling), the task engine (resuming what a
-previous controller left in flight), then the API socket for the CLI.
+host manager (agent clients, polling), the lease book (self-fencing
+leases, [ha] enabled), the task engine (resuming what a previous
+controller left in flight), then the API socket for the CLI.
 """
 import argparse
 import dataclasses
@@ -19,6 +20,7 @@ from agent.controller import api, periodic
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
 from agent.controller.hosts import HostManager
+from agent.controller.leases import LeaseBook
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -33,6 +35,7 @@ class Services:
     hosts: HostManager
     engine: TaskEngine = None
     admission: Admission = None
+    leases: LeaseBook = None        # self-fencing ([ha] enabled)
 
 
 def build():
@@ -41,12 +44,18 @@ def build():
     svc = Services(store=store, hosts=HostManager(store))
     svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
     svc.admission = Admission(svc)
+    if CONF.ha.enabled:
+        svc.leases = LeaseBook(
+            store, svc.hosts.call,
+            submit=lambda op, uuid: svc.admission.submit(op, uuid))
     return svc
 
 
 def serve():
     svc = build()
     svc.hosts.start()
+    if svc.leases is not None:
+        svc.leases.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
     if resumed:
@@ -64,6 +73,8 @@ def serve():
     stop.wait()
     systemd.notify("STOPPING=1")
     server.stop()
+    if svc.leases is not None:
+        svc.leases.stop()
     svc.hosts.close()
     svc.engine.shutdown(wait=False)
     return 0

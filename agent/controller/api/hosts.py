@@ -42,6 +42,9 @@ def host_show(svc, name):
                          if name in a["hosts"]]
     out["instances"] = [i["name"] for i in
                         svc.store.list_instances(host=name)]
+    leases = getattr(svc, "leases", None)
+    if leases is not None:
+        out.update(leases.status(name))
     return out
 
 
