@@ -10,7 +10,8 @@ network whose links a script cuts and restores.
     world.run(80)
     world.violations        # [] : no guest ever ran on two hosts
 
-Time: ``now`` is true time; each host's and the controller's monotonic
+Time: ``now`` is true time; a destroyed guest is gone ``destroy_s``
+later (1.8 s, LAB-NOTES' ``virsh destroy``); each host's and the controller's monotonic
 clock is ``start + now * (1 + drift)`` (``drift`` per node), and each has
 a wall clock that scripts may jump (``jump_wall``): nothing under test
 reads it, which is the point.  Events run in order of true time.
@@ -77,14 +78,32 @@ class SimHost:
             publish=lambda e, d: self.events.append(
                 (round(self.world.now, 1), d["message"])))
 
+    def restart_agent(self, opts):
+        """The agent process restarted (the systemd watchdog): a new guard
+        over the lease state it kept in its file."""
+        kept = self.lease
+        self.peers = Peers(self.probe, clock=self.clock.monotonic,
+                           workers=1)
+        self.guard = SelfFence(
+            kept, self.peers, self.destroy,
+            peer_timeout=opts["peer_timeout"],
+            interval=opts["renew_interval"], clock=self.clock.monotonic,
+            publish=self.guard.publish)
+        self.agent_hung = False
+
     def probe(self, address):
         peer = self.world.by_address[address]
         return self.world.reaches(self.name, peer.name)
 
     def destroy(self, uuid):
+        """``virsh destroy``: the guest is gone ``destroy_s`` later."""
         running = self.domains.get(uuid, False)
-        if uuid in self.domains:
-            self.domains[uuid] = False
+
+        def gone(world):
+            if uuid in self.domains:
+                self.domains[uuid] = False
+        if running:
+            self.world.at(self.world.now + self.world.destroy_s, gone)
         return running
 
     def running(self):
@@ -183,8 +202,10 @@ class SimStore:
 class SelfFenceWorld:
     def __init__(self, hosts=("h1", "h2", "h3"), *, lease_time=10.0,
                  renew_interval=2.0, lease_margin=3.0, peer_timeout=4.0,
-                 drift=None, fence_agents=(), check_interval=1.0):
+                 drift=None, fence_agents=(), check_interval=1.0,
+                 destroy_s=1.8):
         self.now = 0.0
+        self.destroy_s = destroy_s      # LAB-NOTES: virsh destroy 1.8 s
         self.opts = {"lease_time": lease_time,
                      "renew_interval": renew_interval,
                      "lease_margin": lease_margin,
@@ -290,6 +311,26 @@ class SelfFenceWorld:
     def switch_up(self):
         self.cut.clear()
         self.note("switch up")
+
+    def hang_agent(self, name, watchdog_s=None):
+        """The agent hangs (sshd still answers probes); with
+        ``watchdog_s`` systemd restarts it that long after (WatchdogSec
+        plus RestartSec)."""
+        self.hosts[name].agent_hung = True
+        self.note(f"{name} agent hung")
+        if watchdog_s is not None:
+            self.at(self.now + watchdog_s, lambda w: w._watchdog(name))
+
+    def _watchdog(self, name):
+        self.hosts[name].restart_agent(self.opts)
+        self.note(f"{name} agent restarted by the watchdog")
+
+    def restart_controller(self):
+        """A new controller process: a LeaseBook that knows no grant."""
+        self.book = LeaseBook(self.store, self.call, submit=self.submit,
+                              clock=self.ctl_clock.monotonic, workers=1,
+                              is_ha=self.book.is_ha)
+        self.note("controller restarted")
 
     def jump_wall(self, seconds, nodes=None):
         for clock in self._clocks(nodes):
