@@ -22,6 +22,7 @@ from agent.conf import CONF
 from agent.host import facts, image_cache, live, moves, peers, storage
 from agent.host.lease import Lease
 from agent.host.self_fence import SelfFence
+from agent.host.watchdog_device import WatchdogDevice
 from agent.host.instances import Instances
 from agent.hypervisor import domains
 from agent.hypervisor.connection import Connection
@@ -91,13 +92,21 @@ def serve():
         signal.signal(sig, lambda *_: stop.set())
     server.guard.start(stop)
     systemd.notify("READY=1")
-    # A hung agent stops pinging: systemd kills and restarts it (and with
-    # a hardware watchdog behind systemd, a hung host is reset).
-    systemd.start_watchdog(
-        lambda: conn.get() is not None and server.guard.healthy(), stop)
+    # A hung agent stops pinging: systemd kills and restarts it; a watchdog
+    # device it feeds resets the host.
+    device = WatchdogDevice(CONF.ha.watchdog_device)
+
+    def healthy():
+        ok = conn.get() is not None and server.guard.healthy()
+        if ok:
+            device.feed()
+        return ok
+    systemd.start_watchdog(healthy, stop,
+                           interval=1.0 if device.fd is not None else None)
     LOG.info("serving on %s (libvirt %s)", CONF.agent.socket_path, conn.uri)
     stop.wait()
     systemd.notify("STOPPING=1")
+    device.close()
     server.stop()
     conn.close()
     return 0

@@ -92,6 +92,7 @@ class SelfFence:
     def _destroy_ha(self):
         destroyed = []
         for uuid in self.lease.status()["ha_instances"]:
+            self.last_tick = self.clock()   # progress, for the watchdog
             try:
                 if self.destroy(uuid):
                     destroyed.append(uuid)
@@ -104,9 +105,11 @@ class SelfFence:
             self.lease.mark_fenced(self.lease.status()["reason"], destroyed)
 
     def healthy(self):
-        """The guard ran lately (the systemd watchdog's health check)."""
+        """The guard ran (or made progress) within two rounds and a
+        second (the watchdog's health check): a round probes for at most
+        a second and each guest destroy counts as progress."""
         return self.last_tick is not None and \
-            self.clock() - self.last_tick < 3 * self.interval + 10
+            self.clock() - self.last_tick < 2 * self.interval + 1
 
     def run(self, stop):
         """Tick every ``interval`` until ``stop`` (an Event) is set."""
