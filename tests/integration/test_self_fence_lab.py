@@ -64,6 +64,11 @@ def test_link_cut_self_fence_and_return(own_fleet):
             assert wait_guest(s["addresses"])["boot"] == booted[s["id"]]
         assert fleet.running_inside(cut) == {ha["id"], plain["id"]}
         assert _show(fleet, cut)["self_fenced"] is False
+        # Wholly back (renewed, its peers reach it) before the next cut,
+        # or the two cuts would be one longer outage.
+        wait_for(lambda: _show(fleet, cut)["lease_last_renewal_s"] < 2.0
+                 and fleet.call("host.lease_verdict", name=cut)["state"]
+                 == "alive", 60, "the host not back after the blip")
 
         # The host's link cut for good: the isolated host destroys its HA
         # guest, and only that one.

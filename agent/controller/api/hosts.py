@@ -42,8 +42,9 @@ def host_show(svc, name):
                          if name in a["hosts"]]
     out["instances"] = [i["name"] for i in
                         svc.store.list_instances(host=name)]
-    if svc.leases is not None:
-        out.update(svc.leases.status(name))
+    leases = getattr(svc, "leases", None)   # None: [ha] enabled is false
+    if leases is not None:
+        out.update(leases.status(name))
     return out
 
 
@@ -51,7 +52,7 @@ def host_lease_verdict(svc, name):
     """Whether host ``name`` has fenced itself (agent.controller.
     self_fence): {"state", "reason"}; recovery acts on "fenced" only."""
     svc.store.get_host(name)
-    if svc.leases is None:
+    if getattr(svc, "leases", None) is None:
         return {"state": "unknown", "reason": "[ha] enabled is false: no "
                                               "leases are granted"}
     verdict = svc.leases.verdict(name)
