@@ -143,3 +143,15 @@ def test_placeholder_is_ha_reads_metadata_then_flavor_then_default():
                                                    {"ha": "true"}}})
     assert placeholder_is_ha(None, {"flavor": {"properties": {"ha": "1"}}})
     assert placeholder_is_ha(None, {}) is CONF.ha.default_ha
+
+
+def test_the_api_gives_the_verdict_and_says_when_ha_is_off(book):
+    import types
+    from agent.controller.api.hosts import host_lease_verdict
+    book.t["clock"].now += 100
+    book.t["down"].update({"h2", "h3"})
+    svc = types.SimpleNamespace(store=book.t["store"], leases=book)
+    shown = host_lease_verdict(svc, "h1")
+    assert shown["state"] == "unknown" and "0 of 2" in shown["reason"]
+    svc.leases = None
+    assert "enabled is false" in host_lease_verdict(svc, "h1")["reason"]
