@@ -12,7 +12,8 @@ made was earlier still.
 
 ``verdict(host)`` asks every other host's ``host.peer_view`` and applies
 self_fence.self_fence_verdict; recovery evacuates a host without a fence
-agent only on "fenced".
+agent only on "fenced", and only the instances of
+``acknowledged_ha(host)``: those the host knew to destroy.
 
 A host with a fence agent gets an empty HA list: the controller never
 needs it to fence itself (it powers it off), so a switch outage never
@@ -175,6 +176,15 @@ class LeaseBook:
                 probe_interval=CONF.ha.renew_interval)
         except (TypeError, ValueError) as err:   # a malformed view
             return Verdict(UNKNOWN, f"bad peer view: {err}")
+
+    def acknowledged_ha(self, name):
+        """The HA instances host ``name`` acknowledged in its last renewal:
+        the only ones it destroys when it fences itself.  On "fenced",
+        recovery may evacuate these and no others (an HA guest started
+        there after that renewal may still run)."""
+        with self._lock:
+            reply = self._replies.get(name) or {}
+        return list(reply.get("ha_instances") or [])
 
     def status(self, name):
         """The lease fields of ``host show``."""

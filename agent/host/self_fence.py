@@ -2,7 +2,8 @@
 peers and applies agent.host.lease.should_fence.  When the rule says
 fence, it first refuses every guest start (``check_start``: instance
 start, an incoming live migration), then destroys this host's HA guests
-(the list of the last renewal), and keeps destroying any of them found
+(the list of the last renewal; with none there is nothing to fence and
+nothing is refused), and keeps destroying any of them found
 running on every tick until the controller clears it (``host.lease_clear``,
 after it has reconciled the host).  Non-HA guests are left running.
 
@@ -83,6 +84,15 @@ class SelfFence:
         if not decision.fence:
             if lapsed is not None and not self._lapsed_said:
                 self._say(f"not fencing: {decision.reason}")
+                self._lapsed_said = True
+            return
+        if not self.lease.status()["ha_instances"]:
+            # Nothing the controller could start elsewhere on its own (a
+            # host with a fence agent gets an empty list): nothing to
+            # fence, and starts are not refused.
+            if not self._lapsed_said:
+                self._say(f"not fencing: no HA guests here; "
+                          f"{decision.reason}")
                 self._lapsed_said = True
             return
         self.lease.mark_fenced(decision.reason, [])

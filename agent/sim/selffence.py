@@ -399,8 +399,9 @@ class SelfFenceWorld:
                 self.evacuate(name)
 
     def evacuate(self, source):
+        known = set(self.book.acknowledged_ha(source))
         for inst in self.store.list_instances(host=source):
-            if not inst["ha"]:
+            if inst["uuid"] not in known:
                 continue
             target = self._target(source)
             if target is None:

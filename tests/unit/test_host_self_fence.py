@@ -108,3 +108,12 @@ def test_healthy_only_while_the_guard_runs(host):
     assert host.guard.healthy()
     host.clock.now += 60
     assert not host.guard.healthy()
+
+
+def test_a_host_without_ha_guests_has_nothing_to_fence(host):
+    host.guard.lease_renew(10.0, PEERS, [])
+    host.up.update(a2=False, a3=False)
+    run(host, 14)
+    assert all(host.running.values()) and not host.guard.lease.fenced
+    host.guard.check_start("plain")             # not refused
+    assert [m for m in host.events if "no HA guests" in m] != []

@@ -155,3 +155,10 @@ def test_the_api_gives_the_verdict_and_says_when_ha_is_off(book):
     assert shown["state"] == "unknown" and "0 of 2" in shown["reason"]
     svc.leases = None
     assert "enabled is false" in host_lease_verdict(svc, "h1")["reason"]
+
+
+def test_acknowledged_ha_is_what_the_host_last_said_it_holds(book):
+    assert book.acknowledged_ha("h1") == []
+    book.t["replies"]["h1"] = {"fenced": False, "ha_instances": ["vm1"]}
+    book.renew_all()
+    assert book.acknowledged_ha("h1") == ["vm1"]
