@@ -19,10 +19,12 @@ copy of a disk is never deleted) and the issue's guarantees:
 - **(a) the lease is over on the host.**  The controller counts from the
   moment a renewal was *acknowledged* (``last_granted``): the agent's
   lease began when it received that renewal, earlier, so it ends no
-  later than ``last_granted + lease_time``.  Both are monotonic clocks
-  (a wall-clock jump moves neither); ``margin`` covers the drift of two
-  monotonic clocks over one lease and the seconds the agent takes to
-  destroy its HA guests.  A controller that has restarted knows no
+  later than ``last_granted + lease_time``.  The agent checks once per
+  probe interval, so it fences within one ``probe_interval`` of the
+  lapse; ``margin`` covers the drift of two monotonic clocks over one
+  lease and the seconds the agent takes to destroy its HA guests.  So
+  (a) is ``last_granted + lease_time + probe_interval + margin``.  Both
+  are monotonic clocks (a wall-clock jump moves neither).  A controller that has restarted knows no
   grant: its LeaseBook counts every host as granted at its own start
   (a grant the old controller made was earlier still).
 - **(b) a majority of the other hosts cannot reach it**, and have not
@@ -34,8 +36,8 @@ copy of a disk is never deleted) and the issue's guarantees:
   it unreachable, checks every probe interval, and has had ``margin``
   seconds to destroy its HA guests.  If a majority of its peers lost
   it, it reaches at most a minority: by its own rule it fenced itself.
-  The host's fence check needs both (a) and (b); both are over by
-  ``margin`` when the verdict is "fenced".
+  The host's fence check needs both (a) and (b); both are over, with a
+  round and ``margin`` to spare, when the verdict is "fenced".
 - **Peers that still reach it**: "alive".  It reaches them too, so it
   does not fence itself, and evacuating would run its guests twice.
 - **Too few answers**: "unknown".  The peers that do not answer the
@@ -123,9 +125,10 @@ def self_fence_verdict(now, last_granted, lease_time, margin, peer_views,
                               "between the controller and the host")
     if last_granted is None:
         return Verdict(UNKNOWN, "no lease granted to it is known")
-    left = last_granted + lease_time + margin - now
+    left = last_granted + lease_time + probe_interval + margin - now
     if left > 0:
-        return Verdict(WAIT, f"lease and margin not over for {left:.1f} s")
+        return Verdict(WAIT, f"lease, one probe round and margin not over "
+                             f"for {left:.1f} s")
     if len(lost) >= need:
         return Verdict(FENCED, f"lease over {-left:.1f} s ago and {len(lost)} "
                                f"of {peer_count} peers lost it for "

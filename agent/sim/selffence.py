@@ -203,7 +203,7 @@ class SelfFenceWorld:
     def __init__(self, hosts=("h1", "h2", "h3"), *, lease_time=10.0,
                  renew_interval=2.0, lease_margin=3.0, peer_timeout=4.0,
                  drift=None, fence_agents=(), check_interval=1.0,
-                 destroy_s=1.8):
+                 destroy_s=1.8, phases=None):
         self.now = 0.0
         self.destroy_s = destroy_s      # LAB-NOTES: virsh destroy 1.8 s
         self.opts = {"lease_time": lease_time,
@@ -239,9 +239,10 @@ class SelfFenceWorld:
                               clock=self.ctl_clock.monotonic, workers=1,
                               is_ha=lambda store, i: i.get("ha", False))
         for i, name in enumerate(hosts):
-            # Agents' rounds out of phase with one another.
+            # Agents' rounds out of phase with one another (``phases``:
+            # the time of a host's first round).
             self.every(renew_interval, self._guard_tick(name),
-                       first=0.3 + 0.37 * i)
+                       first=(phases or {}).get(name, 0.3 + 0.37 * i))
         self.every(renew_interval, lambda w: w.book.renew_all(), first=0.0)
         self.every(check_interval, lambda w: w.recover(), first=0.5)
         self.every(SAMPLE_S, lambda w: w.sample(), first=0.0)

@@ -37,9 +37,13 @@ def test_alive_when_a_majority_of_peers_still_reach_it():
     assert v.state == ALIVE and "h2, h3" in v.reason
 
 
-def test_wait_while_lease_and_margin_are_not_over():
-    v = verdict({"h2": LOST, "h3": LOST}, now=80.0 + LEASE + MARGIN - 0.1)
+def test_wait_while_lease_round_and_margin_are_not_over():
+    # The agent checks once per probe round: a round more than the lease.
+    v = verdict({"h2": LOST, "h3": LOST},
+                now=80.0 + LEASE + PROBE + MARGIN - 0.1)
     assert v.state == WAIT and "lease" in v.reason
+    assert verdict({"h2": LOST, "h3": LOST},
+                   now=80.0 + LEASE + PROBE + MARGIN).state == FENCED
 
 
 def test_the_margin_counts_not_only_the_lease():

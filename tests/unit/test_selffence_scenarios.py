@@ -65,6 +65,19 @@ def test_isolated_host_fences_within_the_lease_and_is_recovered(world_of):
     assert list(w.evacuated) == ["vm-h1"]
 
 
+def test_agent_round_just_before_the_lapse_still_fences_in_time(world_of):
+    """h1's rounds fall just before each renewal: its lease lapses right
+    after a round, so it fences a whole round later, and its guest is gone
+    1.8 s after that.  The verdict counts that round (lease_time +
+    renew_interval + margin): the guest never runs twice."""
+    w = world_of(phases={"h1": 1.95})
+    standard(w)
+    w.at(5, lambda w: w.isolate("h1"))
+    w.run(40)
+    assert w.violations == [] and "vm-h1" in w.evacuated
+    assert w.evacuated["vm-h1"][0] >= fence_time(w, "h1")[0] + w.destroy_s
+
+
 def test_link_restored_host_is_reconciled_and_runs_nothing_evacuated(
         world_of):
     w = world_of()
