@@ -31,15 +31,18 @@ def watchdog_interval():
     return int(usec) / 2e6
 
 
-def start_watchdog(healthy, stop_event):
-    """Ping the watchdog while ``healthy()`` is true, until ``stop_event``."""
-    interval = watchdog_interval()
-    if interval is None:
+def start_watchdog(healthy, stop_event, interval=None):
+    """Ping the watchdog while ``healthy()`` is true, until ``stop_event``.
+    ``interval``: check at least this often (a watchdog device fed from
+    ``healthy`` needs it) even outside systemd."""
+    systemd_interval = watchdog_interval()
+    if systemd_interval is None and interval is None:
         return None
+    interval = min(i for i in (systemd_interval, interval) if i)
 
     def loop():
         while not stop_event.wait(interval):
-            if healthy():
+            if healthy() and systemd_interval is not None:
                 notify("WATCHDOG=1")
     thread = threading.Thread(target=loop, name="watchdog", daemon=True)
     thread.start()

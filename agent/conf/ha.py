@@ -61,4 +61,13 @@ OPTS = [
     cfg.FloatOpt("restart_window", default=3600.0, min=1.0,
                  help="Seconds over which restarts and relocations are "
                       "counted against max_restart and max_relocate."),
+    cfg.StrOpt("watchdog_device", default="",
+               help="A watchdog device the agent feeds while its "
+                    "self-fence guard runs (e.g. /dev/watchdog, hardware "
+                    "or softdog): a hung agent or kernel then resets the "
+                    "host. Empty: none (systemd's WatchdogSec still "
+                    "restarts a hung agent; systemd's RuntimeWatchdogSec "
+                    "may feed the device instead: only one may open it). "
+                    "Resetting beats running a guest twice; on a host "
+                    "shared with other work it resets that work too."),
 ]

@@ -2,8 +2,9 @@
 
 Starts in this order: the database (migrated to the current schema), the
 API socket for the CLI, then, once this controller is the leader, the host
-manager (agent clients, polling) and the task engine (resuming what a
-previous leader left in flight).
+manager (agent clients, polling), the lease book (self-fencing leases,
+[ha] enabled) and the task engine (resuming what a previous leader left
+in flight).
 
 On SQLite a controller leads at once (one controller only).  On PostgreSQL
 several controllers may share the database: each waits, as a standby, for
@@ -29,7 +30,8 @@ from agent import conf
 from agent.common import daemon, systemd
 from agent.common.rpc.server import RpcServer
 from agent.conf import CONF
-from agent.controller import api, auto_rebalance, metrics, periodic
+from agent.controller import (api, auto_rebalance, ha_policy, metrics,
+                              periodic)
 from agent.controller.recovery import Recovery
 from agent.controller.admission import Admission
 from agent.controller.db import Store, upgrade
@@ -38,6 +40,7 @@ from agent.controller.db.session import is_postgresql, normalize_url
 from agent.controller.hosts import HostManager
 from agent.controller.leader import LeaderLease
 from agent.controller.load import LoadHistory
+from agent.controller.leases import LeaseBook
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -57,6 +60,7 @@ class Services:
     load: LoadHistory = None
     # The leader lease (PostgreSQL), or None: SQLite, always the leader.
     leader: LeaderLease = None
+    leases: LeaseBook = None        # self-fencing ([ha] enabled)
 
 
 def build():
@@ -72,6 +76,10 @@ def build():
     if is_postgresql(url):
         svc.leader = LeaderLease(url, name=CONF.database.name,
                                  address=CONF.controller.socket_path)
+    if CONF.ha.enabled:
+        svc.leases = LeaseBook(
+            store, svc.hosts.call, is_ha=ha_policy.is_ha,
+            submit=lambda op, uuid: svc.admission.submit(op, uuid))
     return svc
 
 
@@ -83,6 +91,8 @@ def _lead(svc):
         svc.store.db.fence = svc.leader.check
     svc.hosts.recovery.begin()
     svc.hosts.start()
+    if svc.leases is not None:
+        svc.leases.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
     auto_rebalance.start(svc)
@@ -159,6 +169,8 @@ def serve():
     server.stop()
     if metrics_server is not None:
         metrics_server.shutdown()
+    if svc.leases is not None:
+        svc.leases.stop()
     svc.hosts.close()
     svc.engine.shutdown(wait=False)
     if svc.leader is not None:

@@ -30,10 +30,12 @@ def domain_name(uuid):
 
 
 class Instances:
-    """Bound to the agent's libvirt connection."""
+    """Bound to the agent's libvirt connection.  ``guard(uuid)`` raises
+    when no guest may start here (a self-fenced host)."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, guard=None):
         self.conn = conn
+        self.guard = guard
 
     def prepare(self, uuid, storage, image_path, image_format, disk_gb,
                 flatten=False):
@@ -127,6 +129,8 @@ class Instances:
                            f"{path}")
 
     def start(self, uuid):
+        if self.guard is not None:
+            self.guard(uuid)
         return {"started": domains.start(self.conn, uuid)}
 
     def stop(self, uuid, shutdown_timeout=None):

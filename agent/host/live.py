@@ -53,8 +53,9 @@ def disk_targets(xml):
 class Live:
     """Bound to the agent's libvirt connection and RPC server."""
 
-    def __init__(self, conn, server):
+    def __init__(self, conn, server, guard=None):
         self.conn = conn
+        self.guard = guard      # raises when no guest may start here
         self.server = server
         self.jobs = jobmod.JobRegistry(conn, on_progress=self._progress)
         self._tags = {}         # instance uuid -> migration uuid
@@ -139,7 +140,10 @@ class Live:
                      disk_facts=None):
         """Instance directory; for block migration an empty qcow2 disk of
         the source's virtual size over the same backing file; the guest
-        bridge present."""
+        bridge present.  Refused on a self-fenced host (a guest would
+        start here)."""
+        if self.guard is not None:
+            self.guard(uuid)
         bridge = CONF.agent.bridge
         if not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
             raise DroverError(f"guest bridge {bridge} is missing on "
@@ -195,5 +199,5 @@ class Live:
         server.register_group("live", self)
 
 
-def register(server, conn):
-    Live(conn, server).register(server)
+def register(server, conn, guard=None):
+    Live(conn, server, guard).register(server)

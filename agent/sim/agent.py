@@ -95,6 +95,19 @@ class SimAgent:
                             for d in h.domains.values()],
                 "directories": dirs}
 
+    # A simulated host holds its lease and never fences itself (the
+    # self-fencing rules have a simulated world of their own:
+    # agent.sim.selffence).
+    def host_lease_renew(self, lease_time, peers, ha_instances):
+        return {"fenced": False, "reason": "", "expires_in": lease_time,
+                "destroyed": [], "ha_instances": list(ha_instances)}
+
+    def host_peer_view(self):
+        return {}
+
+    def host_lease_clear(self):
+        return {"cleared": False}
+
     # -- image cache ------------------------------------------------------
 
     def image_status(self, uuid):

@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -92,6 +93,14 @@ class Fleet:
         finally:
             conn.close()
 
+    def running_inside(self, host):
+        """Uuids of the domains running on ``host``, asked inside it (its
+        libvirt's local socket): works while its link is cut."""
+        out = self.host_exec(host, ["virsh", "-c", "qemu:///system", "list",
+                                    "--uuid", "--state-running"],
+                             timeout=20)
+        return {u.strip() for u in out.splitlines() if u.strip()}
+
     def all_domains(self):
         return {h: self.domains(h) for h in self.hosts}
 
@@ -105,6 +114,44 @@ class Fleet:
                                            "1", address]),
             capture_output=True, text=True)
         return proc.returncode == 0
+
+
+class Sampler:
+    """Every host's running domains, every 200 ms, in the background;
+    ``doubles``: (uuid, hosts) seen running on two hosts at once.  The
+    hosts in ``inside`` (those whose link a test cuts: a TCP connection
+    to their libvirt would wait for its timeout) are asked inside their
+    namespaces, through their libvirt's local socket."""
+
+    def __init__(self, fleet, inside=()):
+        self.fleet, self.doubles, self.samples = fleet, [], 0
+        self.inside = set(inside)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _running(self, host):
+        if host in self.inside:
+            return self.fleet.running_inside(host)
+        try:
+            return {u for u, state in self.fleet.domains(host).items()
+                    if state in ("running", "paused")}
+        except libvirt.libvirtError:
+            return set()
+
+    def _run(self):
+        while not self._stop.is_set():
+            where = {}
+            for host in self.fleet.hosts:
+                for uuid in self._running(host):
+                    where.setdefault(uuid, []).append(host)
+            self.doubles += [(u, h) for u, h in where.items() if len(h) > 1]
+            self.samples += 1
+            self._stop.wait(0.2)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
 
 
 # -- the guest's own control server (see agent/lab/guest) ---------------------

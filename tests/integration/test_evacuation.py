@@ -8,13 +8,12 @@ the host's own libvirt.  The host is marked fenced in the controller's
 database by hand until ``host fence`` / ``host set --down`` (FENCE) are.
 """
 import sqlite3
-import threading
 
 import libvirt
 import pytest
 
 from coldmove import SHARED, entries, read_data, write_data
-from helpers import wait_for, wait_guest
+from helpers import Sampler, wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
 
@@ -57,35 +56,6 @@ def _disk_source(fleet, host, uuid):
         conn.close()
     start = xml.index("<source file='") + len("<source file='")
     return xml[start:xml.index("'", start)]
-
-
-class Sampler:
-    """Every host's running domains, every 200 ms, in the background."""
-
-    def __init__(self, fleet):
-        self.fleet, self.doubles, self.samples = fleet, [], 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            where = {}
-            for host in self.fleet.hosts:
-                try:
-                    doms = self.fleet.domains(host)
-                except libvirt.libvirtError:
-                    continue
-                for uuid, state in doms.items():
-                    if state in ("running", "paused"):
-                        where.setdefault(uuid, []).append(host)
-            self.doubles += [(u, h) for u, h in where.items() if len(h) > 1]
-            self.samples += 1
-            self._stop.wait(0.2)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
 
 
 def test_evacuation_is_refused_while_the_host_is_up(fleet, servers):

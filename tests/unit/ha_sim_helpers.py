@@ -20,6 +20,7 @@ import dataclasses
 import os
 
 from agent.conf import CONF
+from agent.controller import ha_policy
 from agent.controller.ops.recover_host import KIND as RECOVER_KIND
 from evac_sim_helpers import EvacLab
 from sim_helpers import POLL_S
@@ -40,11 +41,26 @@ class Verdict:
 
 
 class FakeLeases:
-    """services.leases as selffence's LeaseBook offers it: ``verdict``."""
+    """services.leases as the LeaseBook offers it: ``verdict`` and
+    ``acknowledged_ha`` (by default every HA instance the store has on the
+    host, as if its last renewal had carried them all; ``acked[host]``
+    says otherwise)."""
 
-    def __init__(self):
+    def __init__(self, store):
+        self.store = store
         self.verdicts = {}
         self.asked = []
+        self.acked = {}
+
+    def status(self, host):
+        state = self.verdicts.get(host, Verdict("wait", "")).state
+        return {"self_fenced": state == "fenced"}
+
+    def acknowledged_ha(self, host):
+        if host in self.acked:
+            return list(self.acked[host])
+        return [i["uuid"] for i in self.store.list_instances(host=host)
+                if ha_policy.is_ha(self.store, i)]
 
     def set(self, host, state, reason=""):
         self.verdicts[host] = Verdict(state, reason or f"simulated {state}")
@@ -57,7 +73,7 @@ class FakeLeases:
 class HALab(EvacLab):
     def __init__(self, tmp_path, leases=True, **kwargs):
         super().__init__(tmp_path, **kwargs)
-        self.leases = FakeLeases() if leases else None
+        self.leases = FakeLeases(self.store) if leases else None
         self._attach()
         self.recovery.started = self.fleet.clock.now - \
             CONF.ha.startup_grace - 1

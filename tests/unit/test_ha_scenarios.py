@@ -190,6 +190,30 @@ def test_self_fence_verdict_fenced_evacuates(lab):
     assert lab.problems() == []
 
 
+def test_self_fenced_host_only_its_acknowledged_ha_guests_move(lab):
+    # ha2 became HA after h1's last acknowledged renewal: h1 did not
+    # destroy it when it fenced itself, so it may still run there and is
+    # not evacuated; ha1, acknowledged and destroyed, is.
+    lab.boot_ha("ha1")
+    lab.store.create_flavor("later", 1, 256, 1)
+    lab.boot("ha2", host="h1", storage="shared", flavor="later")
+    lab.no_fence_agent("h1")
+    lab.leases.acked["h1"] = [lab.uuid("ha1")]
+    lab.store.set_flavor_properties("later", {"ha": "true"})
+    lab.fleet.cut("h1")
+
+    def isolated():                 # the agent destroyed what it knew
+        lab.fleet.world.hosts["h1"].domains[lab.uuid("ha1")].state = \
+            "shutoff"
+        lab.leases.set("h1", "fenced", "lease lapsed, peers agree")
+    lab.later(14, isolated)
+    lab.advance(40)
+    assert_recovered(lab, "ha1")
+    assert lab.where("ha2")[0] == "h1"
+    assert lab.running_on("ha2") == ["h1"]
+    assert lab.problems() == []
+
+
 # -- policy -------------------------------------------------------------------
 
 def test_flavor_property_makes_its_instances_ha(lab):

@@ -124,6 +124,18 @@ AGENT = table(
     Method("host.inventory", timeout=30,
            doc="Read only: the host's domains and its instance directories "
                "per storage (the audit compares them with the store)."),
+    # -- the lease and self-fencing (agent.host.self_fence) ----------------
+    Method("host.lease_renew", ("lease_time", "peers", "ha_instances"),
+           doc="Grant the lease for lease_time s from now (monotonic); the "
+               "peers to probe ([{name, address}]) and this host's HA "
+               "instances (destroyed if it fences itself). Returns "
+               "{fenced, reason, expires_in, destroyed, ha_instances}."),
+    Method("host.peer_view",
+           doc="{peer: seconds since it last answered a probe, or None: "
+               "no opinion yet}."),
+    Method("host.lease_clear",
+           doc="The controller has reconciled this fenced host: guests may "
+               "start again; not fenced: nothing to do."),
     Method("image.status", ("uuid",),
            doc="Whether the image is in the host's cache; its paths."),
     Method("image.commit", ("uuid", "sha256", "size", "format"),

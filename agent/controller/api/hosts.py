@@ -44,7 +44,21 @@ def host_show(svc, name):
     out["instances"] = [i["name"] for i in
                         svc.store.list_instances(host=name)]
     out.update(recovery_fields(svc, host))
+    leases = getattr(svc, "leases", None)   # None: [ha] enabled is false
+    if leases is not None:
+        out.update(leases.status(name))
     return out
+
+
+def host_lease_verdict(svc, name):
+    """Whether host ``name`` has fenced itself (agent.controller.
+    self_fence): {"state", "reason"}; recovery acts on "fenced" only."""
+    svc.store.get_host(name)
+    if getattr(svc, "leases", None) is None:
+        return {"state": "unknown", "reason": "[ha] enabled is false: no "
+                                              "leases are granted"}
+    verdict = svc.leases.verdict(name)
+    return {"state": verdict.state, "reason": verdict.reason}
 
 
 def host_add(svc, name, address):
@@ -121,4 +135,5 @@ METHODS = {"host.list": host_list, "host.show": host_show,
            "host.enable": host_enable, "host.disable": host_disable,
            "host.set_down": host_set_down, "host.set_up": host_set_up,
            "host.set_fence": host_set_fence, "host.fence": host_fence,
+           "host.lease_verdict": host_lease_verdict,
            "az.list": az_list}

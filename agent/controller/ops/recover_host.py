@@ -191,7 +191,14 @@ def fence(ctx):
     _event(ctx, "fenced", why)
     for uuid in ctx["actions"]:
         _instance_event(ctx, uuid, "fence", why)
-    return {"fenced": why, "attempts": attempts}
+    out = {"fenced": why, "attempts": attempts}
+    leases = getattr(ctx.services, "leases", None)
+    if fence_path(host, leases is not None) == "lease":
+        # A self-fenced host destroyed the HA guests it acknowledged in
+        # its last renewal, and only those: an instance made HA after
+        # that may still run there, so it is not evacuated.
+        out["self_fenced"] = leases.acknowledged_ha(name)
+    return out
 
 
 def evacuate_ha(ctx):
@@ -211,6 +218,10 @@ def evacuate_ha(ctx):
             if inst is None:
                 continue        # gone from the host meanwhile
             why = host_evacuate.triage(inst, rebuild=False)
+            only = ctx.get("self_fenced")
+            if why is None and only is not None and uuid not in only:
+                why = ("not among the HA guests the host destroyed when it "
+                       "fenced itself (it may still run there)")
             if why is None:
                 queue.append(inst)
             else:
