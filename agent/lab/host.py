@@ -63,6 +63,11 @@ def setup_fs(host, keeper_pid, binds):
     process.run(pre + ["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs",
                        "/run"])
     for source, target in binds:
+        if os.path.isdir(source):
+            # A fresh machine may lack a mount point (root's ~/.ssh, say):
+            # made on the shared root file system, empty, as a login would.
+            os.makedirs(target, mode=0o700 if target.startswith("/root")
+                        else 0o755, exist_ok=True)
         process.run(pre + ["mount", "--bind", source, target])
     process.run(pre + ["hostname", host.name])
     root = f"/proc/{keeper_pid}/root"
