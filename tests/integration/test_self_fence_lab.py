@@ -7,10 +7,9 @@ restored the host is reconciled and runs nothing evacuated.  A sampler
 reads every host's running domains every 200 ms throughout (the cut host
 inside its namespaces) and must never see a guest on two hosts.
 
-Recovery elsewhere needs recovery's workflow (recover_host, built
-apart): until it is merged the test drives it by hand, and only when the
-controller's verdict (host.lease_verdict) says "fenced": it declares the
-host down and evacuates, as the workflow will.
+Recovery elsewhere is automatic (recover_host): nobody types a command;
+the guest must come back only after the controller's verdict
+(host.lease_verdict) says "fenced".
 """
 import time
 
@@ -79,15 +78,18 @@ def test_link_cut_self_fence_and_return(own_fleet):
         destroyed_after = time.monotonic() - began
         assert plain["id"] in fleet.running_inside(cut)
 
-        # Recovery's stand-in: only on "fenced".
+        # Automatic recovery, after the verdict says "fenced" only.
         wait_for(lambda: fleet.call("host.lease_verdict", name=cut)
                  ["state"] == "fenced", 60, "the verdict never said fenced")
         fenced_after = time.monotonic() - began
         assert destroyed_after < fenced_after
-        fleet.cli("host", "set", cut, "--down")
-        moved = fleet.json("server", "evacuate", "sf-ha", "--wait")
-        assert moved["host"] in others and moved["status"] == "ACTIVE"
+        wait_for(lambda: fleet.server("sf-ha")["host"] in others
+                 and fleet.server("sf-ha")["status"] == "ACTIVE", 90,
+                 "the HA guest was not recovered elsewhere")
+        recovered_after = time.monotonic() - began
+        moved = fleet.server("sf-ha")
         assert read_data(ha["addresses"]) == written
+        assert fleet.server("sf-plain")["host"] == cut   # not HA: stays
 
         # The link back: reconciled, its fence cleared, nothing evacuated
         # runs there; the plain guest ran throughout.
@@ -95,7 +97,6 @@ def test_link_cut_self_fence_and_return(own_fleet):
         wait_for(lambda: _show(fleet, cut)["self_fenced"] is False
                  and ha["id"] not in fleet.domains(cut), 60,
                  "the host was not reconciled")
-        fleet.cli("host", "set", cut, "--up")
         wait_for(lambda: _show(fleet, cut)["state"] == "up", 60,
                  "the host did not come back up")
     except AssertionError:
@@ -104,7 +105,8 @@ def test_link_cut_self_fence_and_return(own_fleet):
     finally:
         sampler.stop()
     print(f"\nHA guest destroyed {destroyed_after:.1f} s after the cut; "
-          f"verdict fenced after {fenced_after:.1f} s")
+          f"verdict fenced after {fenced_after:.1f} s; ACTIVE elsewhere "
+          f"after {recovered_after:.1f} s")
     assert sampler.samples > 0 and sampler.doubles == []
     assert ha["id"] not in fleet.running_inside(cut)
     assert fleet.domains(moved["host"])[ha["id"]] == "running"
