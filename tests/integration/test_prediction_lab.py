@@ -43,11 +43,12 @@ def _migrate(fleet, name, dest, *extra):
 
 def _dirtying_at(ip, rate):
     """Set the guest's workload to ``rate`` MiB/s and check that the guest
-    reaches it (a stalled workload would make every verdict "precopy")."""
+    reaches it, give or take a quarter (a stalled workload would make
+    every verdict "precopy"; 64 MiB/s stays twice the bandwidth cap)."""
     set_dirty_rate(ip, rate)
     time.sleep(2.5)
     status = guest_status(ip)
-    assert float(status["dirty_achieved"]) >= 0.8 * rate, status
+    assert float(status["dirty_achieved"]) >= 0.75 * rate, status
     return status
 
 
