@@ -60,14 +60,16 @@ def unschedule(ctx):
     common.update(ctx, host=None)
 
 
-def create_disk(ctx):
+def create_disk(ctx, flatten=False):
+    """The instance's disk from the image in the host's cache: an
+    overlay on it, or (``flatten``) a copy standing alone."""
     ctx.progress(f"creating the disk on {ctx['host']}")
     spec = common.guest_spec(common.instance(ctx))
     common.agent_call(ctx, ctx["host"], "instance.prepare",
                       uuid=spec["uuid"], storage=spec["storage"],
                       image_path=ctx["image_path"],
                       image_format=ctx["image_format"],
-                      disk_gb=spec["disk_gb"])
+                      disk_gb=spec["disk_gb"], flatten=flatten)
 
 
 def remove_disk(ctx):

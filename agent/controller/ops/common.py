@@ -59,6 +59,16 @@ def set_error(ctx, err):
            error=one_line(err))
 
 
+def fail_past_commit(ctx, err):
+    """A failed operation whose commit point decides: past it the
+    instance is ERROR (the operator repairs it), before it every undo
+    ran and it is back to no task, the reason kept."""
+    if ctx.committed:
+        set_error(ctx, err)
+    else:
+        reset_task_state(ctx, err)
+
+
 def shared_storage(hosts, source, dest, storage):
     """drover's own check that ``source`` and ``dest`` share ``storage``:
     a probe file written in its instances path on the source is seen on

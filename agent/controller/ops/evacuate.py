@@ -438,10 +438,7 @@ def failed(ctx, err):
         update_migration(ctx, ctx["migration"],
                          status=states.MIG_ERROR if ctx.committed
                          else states.MIG_FAILED, error=message)
-    if ctx.committed:
-        common.set_error(ctx, err)
-    else:
-        common.reset_task_state(ctx, err)
+    common.fail_past_commit(ctx, err)
 
 
 def workflow(params):

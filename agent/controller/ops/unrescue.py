@@ -49,10 +49,7 @@ def mark_active(ctx):
 
 
 def failed(ctx, err):
-    if ctx.committed:
-        common.set_error(ctx, err)
-    else:
-        common.reset_task_state(ctx, err)
+    common.fail_past_commit(ctx, err)
 
 
 def workflow(params):

@@ -32,13 +32,8 @@ def precheck(services, inst, params):
 
 
 def create_disk(ctx):
-    ctx.progress(f"creating the disk on {ctx['host']}")
-    spec = common.guest_spec(common.instance(ctx))
-    common.agent_call(ctx, ctx["host"], "instance.prepare",
-                      uuid=spec["uuid"], storage=spec["storage"],
-                      image_path=ctx["image_path"],
-                      image_format=ctx["image_format"],
-                      disk_gb=spec["disk_gb"], flatten=True)
+    # A copy standing alone, so the snapshot image can go once it runs.
+    boot.create_disk(ctx, flatten=True)
 
 
 def mark_active(ctx):
