@@ -154,6 +154,8 @@ def test_stopped_shared_instance_rescued_what_is_refused_and_delete(
     # Refused, exit 2 and one line (the CLI), and through the API.
     refused(fleet, "server", "migrate", name, "--live-migration")
     refused(fleet, "server", "resize", name, "--flavor", "lab.medium")
+    refused(fleet, "server", "image", "create", name, "--name", "rsc-snap")
+    refused(fleet, "server", "shelve", name)
     for method, params in (("server.migrate", {}),
                            ("server.migrate", {"live": True}),
                            ("server.resize", {"flavor": "lab.medium"}),

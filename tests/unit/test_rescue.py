@@ -120,7 +120,7 @@ def test_unknown_image_is_refused_before_anything(lab):
 @pytest.mark.parametrize("verb,params", [
     ("migrate", {}), ("resize", {"flavor": "big"}), ("live", {}),
     ("stop", {}), ("start", {}), ("reboot", {"hard": True}),
-    ("rescue", {})])
+    ("rescue", {}), ("snapshot", {"image_name": "snap"}), ("shelve", {})])
 def test_refused_while_rescued(lab, verb, params):
     lab.op("rescue", "vm")
     lab.fleet.calls.clear()
