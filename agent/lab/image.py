@@ -8,8 +8,6 @@ once into a cache directory and never committed.
     python -m agent.lab.image [--cache-dir DIR] [--force]
 """
 import argparse
-import contextlib
-import fcntl
 import gzip
 import hashlib
 import lzma
@@ -23,6 +21,7 @@ import tempfile
 
 from agent.common import process
 from agent.common.errors import DroverError, InvalidInput
+from agent.lab import debs
 
 MiB = 1024 * 1024
 DISK_SIZE = 128 * MiB
@@ -78,14 +77,15 @@ def build_image(cache_dir, force=False):
     cache.mkdir(parents=True, exist_ok=True)
     image = cache / IMAGE_NAME
     stamp = cache / (IMAGE_NAME + ".inputs")
-    with _locked(cache / ".lab-guest.lock"):
+    with debs.locked(cache / ".lab-guest.lock"):
         if not force and image.exists() and _stamp_matches(stamp):
             return image
         kernel_pkg = kernel_package()
-        debs = _download(cache, [kernel_pkg, BUSYBOX_PACKAGE])
+        found = debs.download(cache, [kernel_pkg, BUSYBOX_PACKAGE])
         work = pathlib.Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
         try:
-            tmp_image = _build(work, debs[kernel_pkg], debs[BUSYBOX_PACKAGE])
+            tmp_image = _build(work, found[kernel_pkg],
+                               found[BUSYBOX_PACKAGE])
             tmp_image.chmod(0o644)
             os.replace(tmp_image, image)
             stamp.write_text(_inputs_digest() + "\n")
@@ -198,14 +198,6 @@ def _module_name(path):
     return name.removesuffix(".ko").replace("-", "_")
 
 
-@contextlib.contextmanager
-def _locked(path):
-    """Serialise builds sharing a cache directory."""
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def _inputs_digest():
     digest = hashlib.sha256(pathlib.Path(__file__).read_bytes())
     for name in sorted(GUEST_FILES):
@@ -216,23 +208,6 @@ def _inputs_digest():
 
 def _stamp_matches(stamp):
     return stamp.exists() and stamp.read_text().strip() == _inputs_digest()
-
-
-def _download(cache, packages):
-    """``apt-get download`` each package into ``cache`` unless it is there."""
-    debs = {}
-    for package in packages:
-        found = sorted(cache.glob(f"{package}_*.deb"))
-        if not found:
-            # apt warns that its _apt sandbox user cannot write here: harmless.
-            process.run(["apt-get", "download", package], cwd=cache,
-                        timeout=600)
-            found = sorted(cache.glob(f"{package}_*.deb"))
-        if not found:
-            raise DroverError(f"apt-get download {package}: no .deb in "
-                              f"{cache}")
-        debs[package] = found[-1]
-    return debs
 
 
 def _build(work, kernel_deb, busybox_deb):
@@ -316,7 +291,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m agent.lab.image",
         description="Build the lab guest image (cached).")
-    parser.add_argument("--cache-dir", default=_default_cache_dir(),
+    parser.add_argument("--cache-dir", default=default_cache_dir(),
                         help="cache directory (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="rebuild even if the image is cached")
@@ -329,7 +304,7 @@ def main(argv=None):
     return 0
 
 
-def _default_cache_dir():
+def default_cache_dir():
     from agent.conf import CONF
     return os.environ.get("DROVER_LAB_CACHE") or CONF.lab.cache_dir
 
