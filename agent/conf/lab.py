@@ -14,4 +14,13 @@ OPTS = [
     cfg.StrOpt("name", default="drover",
                help="Prefix of the lab's namespaces, bridges and veths; "
                     "lets tests run a lab of their own beside another."),
+    cfg.StrOpt("qemu", default="backports", choices=["backports", "system"],
+               help="QEMU of the lab's hosts. backports: QEMU 10 from "
+                    "bookworm-backports, downloaded into cache_dir and run "
+                    "inside the lab hosts only (the machine's packages are "
+                    "untouched); system: the machine's own. Debian 12's "
+                    "QEMU 7.2 loses dirty pages when it live-migrates a "
+                    "TCG guest (fixed in QEMU 9.0), and the lab's guests "
+                    "are TCG: with system, live-migrated lab guests can "
+                    "crash (agent/lab/emulator.py)."),
 ]

@@ -15,7 +15,7 @@ import os
 import shutil
 
 from agent.common import process
-from agent.lab import config
+from agent.lab import config, emulator
 from agent.lab.plan import LOCAL_STORAGE, LOCKSPACE, SHARED_STORAGE
 
 # Host directory -> path it is bind-mounted over inside the host.
@@ -73,6 +73,18 @@ class LabFiles:
                             os.path.relpath(LOCKSPACE, SHARED_STORAGE))
 
     @property
+    def qemu_wrapper(self):
+        """The lab's QEMU (agent.lab.emulator), bind-mounted over the
+        hosts' /usr/bin/qemu-system-x86_64 while this file exists."""
+        return os.path.join(self.lab_dir, "qemu-system-x86_64")
+
+    @property
+    def qemu_modules(self):
+        """A link to the lab's QEMU modules, mounted over the hosts' own
+        while it exists."""
+        return os.path.join(self.lab_dir, "qemu-modules")
+
+    @property
     def caps_seed(self):
         """libvirt's QEMU capability cache, copied into new hosts."""
         return os.path.join(self.lab_dir, "qemu-caps")
@@ -110,6 +122,10 @@ class LabFiles:
                   (self.root_ssh(host), "/root/.ssh"),
                   (self.hosts_file, "/etc/hosts"),
                   (self.resolv_conf, "/etc/resolv.conf")]
+        if os.path.exists(self.qemu_wrapper):
+            pairs.append((self.qemu_wrapper, emulator.BINARY))
+        if os.path.exists(self.qemu_modules):
+            pairs.append((self.qemu_modules, emulator.MODULES))
         return pairs
 
 

@@ -6,6 +6,7 @@ own virtlogd, libvirtd (TCP, no auth: lab only) and sshd, over per-host
 copies of the libvirt directories, local storage at /var/lib/drover and
 the lab's shared directory at /var/lib/drover-shared.
 """
+import contextlib
 import os
 import shutil
 import subprocess
@@ -241,6 +242,8 @@ class Lab:
             tuning.acquire(self.lab_dir)
             host_keys = lab_files.ensure_keys(self.files, self.plan, wanted)
             new = [h for h in wanted if h not in healthy + stopped]
+            if new and not healthy:
+                self._install_qemu(progress)
             for h in new:
                 lab_files.prepare_host(self.files, h)
             lab_files.write_lab_files(self.files, self.plan, wanted,
@@ -252,6 +255,23 @@ class Lab:
         progress(f"lab {self.plan.name}: {count} hosts up in "
                  f"{time.monotonic() - started:.1f} s")
         return self.status()
+
+    def _install_qemu(self, progress):
+        """The lab's QEMU for the hosts about to start ([lab] qemu; the
+        machine's own with ``system``)."""
+        from agent.conf import CONF
+        from agent.lab import emulator, image
+        path, links = self.files.qemu_wrapper, self.files.qemu_modules
+        script = emulator.wrapper(image.default_cache_dir(), CONF.lab.qemu)
+        for old in (path, links):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(old)
+        if script is None:
+            return
+        shutil.copyfile(script, path)
+        os.chmod(path, 0o755)
+        os.symlink(emulator.modules(script), links)
+        progress(f"lab {self.plan.name}: {emulator.version(path)}")
 
     def _clear(self, data, keep, progress):
         """Remove every host but ``keep`` (broken, extra, leftovers of a
