@@ -70,3 +70,13 @@ OPTS += [
                       "migration's setup (the destination's QEMU start, "
                       "the handshake) before memory moves."),
 ]
+OPTS += [
+    cfg.BoolOpt("permit_tcg_dirty_page_loss", default=False,
+                help="Live-migrate TCG guests (virt_type qemu) although this "
+                     "host's QEMU is older than 9.0, which loses dirty pages "
+                     "when it live-migrates a TCG guest (upstream commit "
+                     "03bfc2188f061): the guest may arrive with corrupted "
+                     "memory and crash. False refuses such live migrations "
+                     "with the reason; cold migration is not affected, nor "
+                     "is KVM."),
+]

@@ -105,12 +105,24 @@ class FakeDomain:
         return [c[0] for c in self.calls]
 
 
+class Hypervisor:
+    """The source's libvirt connection as the registry sees it."""
+
+    def __init__(self, version=10_000_002):
+        self.version = version
+
+    def call(self, fn):
+        assert fn is libvirt.virConnect.getVersion
+        return self.version
+
+
 def _opts(**kw):
     values = dict(downtime=50, downtime_max=500, downtime_steps=2,
                   downtime_delay=0, completion_timeout=0,
                   timeout_action="abort", permit_auto_converge=False,
                   permit_post_copy=False, bandwidth=0,
-                  monitor_interval=0.01, max_concurrent=1)
+                  monitor_interval=0.01, max_concurrent=1,
+                  permit_tcg_dirty_page_loss=False)
     values.update(kw)
     return types.SimpleNamespace(**values)
 
@@ -309,7 +321,7 @@ def test_progress_callback_errors_do_not_stop_the_job(dom):
 
 def test_registry_start_is_idempotent_while_running(dom):
     dom.converge = False
-    registry = jobmod.JobRegistry(object(), opts=_opts())
+    registry = jobmod.JobRegistry(Hypervisor(), opts=_opts())
     first = registry.start(UUID, DEST, "198.18.64.12",
                            shared_storage_checked=True)
     assert dom.started.wait(5)
@@ -328,7 +340,7 @@ def test_registry_start_is_idempotent_while_running(dom):
 
 
 def test_registry_builds_flags_and_params_from_options(dom):
-    registry = jobmod.JobRegistry(object(), opts=_opts(
+    registry = jobmod.JobRegistry(Hypervisor(), opts=_opts(
         bandwidth=64, permit_post_copy=True, completion_timeout=800))
     registry.start(UUID, DEST, "198.18.64.12", block_migration=True,
                    migrate_disks=["vda"])
@@ -349,7 +361,7 @@ def test_registry_queues_beyond_max_concurrent(mocker):
     def lookup(_conn, uuid):
         return doms.setdefault(uuid, FakeDomain(converge=False))
     mocker.patch.object(jobmod.domains, "lookup", side_effect=lookup)
-    registry = jobmod.JobRegistry(object(), opts=_opts())
+    registry = jobmod.JobRegistry(Hypervisor(), opts=_opts())
     other = "0d3c9a0e-6f1b-4c2a-8e57-2b9f4a6d1c02"
     registry.start(UUID, DEST, "198.18.64.12", shared_storage_checked=True)
     assert registry.status(UUID)["status"] in (
@@ -366,7 +378,7 @@ def test_registry_queues_beyond_max_concurrent(mocker):
 
 
 def test_registry_unknown_instance_and_bad_input():
-    registry = jobmod.JobRegistry(object(), opts=_opts())
+    registry = jobmod.JobRegistry(Hypervisor(), opts=_opts())
     with pytest.raises(NotFound):
         registry.status(UUID)
     with pytest.raises(InvalidInput):
@@ -423,3 +435,28 @@ def test_final_statistics_come_from_the_job_completed_event(mocker,
     # No second connection to the destination was needed.
     no_destination.assert_not_called()
     assert fake.deregistered == [7]
+
+
+@pytest.mark.parametrize("virt_type, version, permit, refused", [
+    ("qemu", 7_002_000, False, True),     # Debian 12's QEMU under TCG
+    ("qemu", 8_002_002, False, True),
+    ("qemu", 9_000_000, False, False),    # the fix
+    ("qemu", 10_000_002, False, False),
+    ("kvm", 7_002_000, False, False),     # the kernel tracks dirty pages
+    ("qemu", 7_002_000, True, False),     # the operator accepted the risk
+])
+def test_tcg_guests_are_not_live_migrated_by_a_qemu_that_loses_pages(
+        mocker, dom, virt_type, version, permit, refused):
+    mocker.patch.object(jobmod.CONF.libvirt, "virt_type", virt_type)
+    registry = jobmod.JobRegistry(Hypervisor(version), opts=_opts(
+        permit_tcg_dirty_page_loss=permit))
+    if refused:
+        with pytest.raises(Conflict, match=r"QEMU 7\.2\.0|QEMU 8\.2\.2"):
+            registry.start(UUID, DEST, "198.18.64.12")
+        assert registry.list() == []
+        assert not dom.calls
+    else:
+        registry.start(UUID, DEST, "198.18.64.12")
+        assert dom.started.wait(5)
+        dom.finished.set()
+        assert registry.get(UUID).wait(10)

@@ -339,6 +339,12 @@ class JobRegistry:
         returned as it is (Conflict if it goes elsewhere)."""
         instance_uuid = validate.uuid(instance_uuid)
         check_dest_uri(dest_uri)
+        qemu = self.conn.call(libvirt.virConnect.getVersion)
+        refusal = policy.emulator_refusal(
+            CONF.libvirt.virt_type, qemu,
+            self.opts.permit_tcg_dirty_page_loss)
+        if refusal:
+            raise Conflict(refusal)
         flags = policy.migration_flags(
             block_migration, shared_storage_checked,
             permit_auto_converge=self.opts.permit_auto_converge,

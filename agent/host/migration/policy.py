@@ -249,3 +249,27 @@ def final_progress(running, final):
                 isinstance(value, int | float):
             merged[key] = max(value, final.get(key) or 0)
     return merged
+
+
+# -- the emulator -----------------------------------------------------------
+
+# QEMU 9.0 made its migration bitmap sync re-arm the TCG TLB's not-dirty
+# marks (commit 03bfc2188f061, "physmem: Fix migration dirty bitmap
+# coherency with TCG memory access").  Before it, a page a TCG guest keeps
+# writing through a cached TLB entry after a sync is never sent again.
+TCG_DIRTY_TRACKING_FIXED = 9_000_000     # libvirt's encoding of 9.0.0
+
+
+def emulator_refusal(virt_type, qemu_version, permit=False):
+    """Why this host must not live-migrate its guests (one line), or None.
+    ``qemu_version`` is libvirt's number (major * 10**6 + minor * 10**3 +
+    micro); ``permit`` is [migration] permit_tcg_dirty_page_loss."""
+    if virt_type != "qemu" or permit or \
+            qemu_version >= TCG_DIRTY_TRACKING_FIXED:
+        return None
+    major, rest = divmod(int(qemu_version), 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return (f"this host's QEMU {major}.{minor}.{micro} loses dirty pages "
+            f"when it live-migrates a TCG guest (fixed in QEMU 9.0): the "
+            f"guest would arrive with corrupted memory; use KVM or QEMU 9.0 "
+            f"or newer here, or a cold migration")
