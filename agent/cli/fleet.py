@@ -79,8 +79,14 @@ def _score(value):
 
 
 def _rebalance(args):
-    if args.execute and args.dry_run:
-        raise InvalidInput("--dry-run and --execute exclude each other")
+    if sum((args.execute, args.dry_run, args.status)) > 1:
+        raise InvalidInput("--dry-run, --execute and --status exclude each "
+                           "other")
+    if args.status:
+        with connect(args) as client:
+            status = client.call("fleet.rebalance_status")
+        output.emit(output.format_show(status, args.format, args.column))
+        return 0
     params = dict(metric=args.metric, threshold=args.threshold,
                   max_moves=args.max_moves, max_parallel=args.max_parallel)
     with connect(args) as client:
@@ -126,6 +132,9 @@ def register(subparsers):
                    help="print the plan, change nothing (the default)")
     s.add_argument("--execute", action="store_true",
                    help="run the plan's live migrations")
+    s.add_argument("--status", action="store_true",
+                   help="what automatic rebalancing ([rebalance] enabled) "
+                        "decided in its last round, and why")
     s.add_argument("--metric", choices=["cpu", "ram", "allocated"],
                    default="cpu", help="what to balance (default cpu)")
     s.add_argument("--threshold", type=float, metavar="T",

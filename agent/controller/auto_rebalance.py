@@ -14,6 +14,7 @@ while a rebalance task runs (one at a time, admission.submit_fleet).
 import dataclasses
 import logging
 import threading
+import time
 
 from agent.common.errors import DroverError
 from agent.conf import CONF
@@ -52,6 +53,8 @@ class Rebalancer:
         self.svc, self.conf, self.plan = svc, conf, plan
         self.rounds = 0
         self.last = None
+        self.last_at = None     # wall-clock time of the last round
+        self.task_id = None     # the last rebalance task a round started
 
     def round(self):
         opts = self.conf.rebalance
@@ -59,6 +62,7 @@ class Rebalancer:
             if task["kind"] == "rebalance":
                 self.last = Verdict(self.rounds, False,
                                     f"rebalance task {task['id']} running")
+                self.last_at = time.time()
                 return self.last
         plan = self.plan(self.svc, opts.metric, opts.threshold,
                          opts.max_moves)
@@ -71,12 +75,27 @@ class Rebalancer:
                     "rebalance", metric=opts.metric,
                     threshold=opts.threshold, max_moves=opts.max_moves,
                     max_parallel=opts.max_parallel)
+                self.task_id = task_id
                 LOG.info("automatic rebalance: task %s: %s", task_id,
                          verdict.reason)
             except DroverError as err:
-                LOG.info("automatic rebalance not started: %s", err)
-        self.last = verdict
+                verdict = Verdict(0, False, f"{verdict.reason}; not "
+                                  f"started: {err}")
+        self.last, self.last_at = verdict, time.time()
+        LOG.info("automatic rebalance round: %s", verdict.reason)
         return verdict
+
+    def status(self):
+        """What the last round decided, and why."""
+        opts = self.conf.rebalance
+        last = self.last
+        return {"enabled": True, "interval": opts.interval,
+                "threshold": opts.threshold, "hold_rounds": opts.hold_rounds,
+                "rounds": self.rounds,
+                "last_round_at": self.last_at,
+                "last_reason": last.reason if last else "no round yet",
+                "last_acted": bool(last and last.act),
+                "last_task_id": self.task_id}
 
 
 def start(svc, conf=CONF):

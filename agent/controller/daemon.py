@@ -61,6 +61,8 @@ class Services:
     # The leader lease (PostgreSQL), or None: SQLite, always the leader.
     leader: LeaderLease = None
     leases: LeaseBook = None        # self-fencing ([ha] enabled)
+    # Automatic rebalancing's rounds ([rebalance] enabled, while leading).
+    rebalancer: object = None
 
 
 def build():
@@ -95,7 +97,7 @@ def _lead(svc):
         svc.leases.start()
     resumed = svc.engine.resume_all()
     periodic.start(svc)
-    auto_rebalance.start(svc)
+    svc.rebalancer = auto_rebalance.start(svc)
     if resumed:
         LOG.info("resumed %d task(s) left in flight: %s", len(resumed),
                  resumed)

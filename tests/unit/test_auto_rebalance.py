@@ -34,7 +34,7 @@ def _svc(tasks=()):
 def _conf(hold_rounds=3):
     return types.SimpleNamespace(rebalance=types.SimpleNamespace(
         metric="cpu", threshold=0.1, max_moves=2, max_parallel=1,
-        hold_rounds=hold_rounds))
+        hold_rounds=hold_rounds, interval=5))
 
 
 def _plan(scores):
@@ -83,3 +83,34 @@ def test_a_running_rebalance_task_holds_the_round():
     r = Rebalancer(svc, _conf(1), plan=_plan([0.5]))
     assert "task 7 running" in r.round().reason
     assert svc.admission.submitted == []
+
+
+def test_status_says_what_the_last_round_decided():
+    from agent.controller.api.fleet import fleet_rebalance_status
+    svc = _svc()
+    assert fleet_rebalance_status(types.SimpleNamespace(rebalancer=None))[
+        "enabled"] is False
+    svc.rebalancer = r = Rebalancer(svc, _conf(2), plan=_plan([0.5, 0.5]))
+    assert fleet_rebalance_status(svc)["last_reason"] == "no round yet"
+    r.round()
+    status = fleet_rebalance_status(svc)
+    assert (status["rounds"], status["last_acted"]) == (1, False)
+    assert "holding" in status["last_reason"]
+    assert status["last_task_id"] is None
+    r.round()
+    status = fleet_rebalance_status(svc)
+    assert status["last_acted"] and status["last_task_id"] == 1
+    assert status["rounds"] == 0
+
+
+def test_a_refused_start_is_said_and_not_counted_as_acting():
+    svc = _svc()
+
+    def refuse(op, **params):
+        from agent.common.errors import Conflict
+        raise Conflict("a migration of rb-1 is running")
+    svc.admission.submit_fleet = refuse
+    r = Rebalancer(svc, _conf(1), plan=_plan([0.5]))
+    verdict = r.round()
+    assert not verdict.act
+    assert "not started: a migration of rb-1 is running" in verdict.reason

@@ -4,7 +4,8 @@
 (agent.controller.audit; it changes nothing.)
 ``fleet.load``: the measured load of hosts and guests.
 ``fleet.rebalance``: the rebalance plan (dry run: changes nothing) or
-its execution (a ``rebalance`` task); ``fleet.rebalance_report``."""
+its execution (a ``rebalance`` task); ``fleet.rebalance_report``;
+``fleet.rebalance_status``: what automatic rebalancing last decided."""
 from agent.common.errors import InvalidInput
 from agent.conf import CONF
 from agent.controller import audit, rebalance
@@ -80,9 +81,22 @@ def fleet_rebalance_report(svc, task_id):
     return out
 
 
+def fleet_rebalance_status(svc):
+    """The automatic rebalancer's last round: its decision and why (how
+    many imbalanced rounds it has held for), or that it is off."""
+    if svc.rebalancer is None:
+        return {"enabled": False, "interval": None, "threshold": None,
+                "hold_rounds": None, "rounds": 0, "last_round_at": None,
+                "last_reason": "automatic rebalancing is off "
+                               "([rebalance] enabled)",
+                "last_acted": False, "last_task_id": None}
+    return svc.rebalancer.status()
+
+
 METHODS = {
     "fleet.audit": fleet_audit,
     "fleet.load": fleet_load,
     "fleet.rebalance": fleet_rebalance,
     "fleet.rebalance_report": fleet_rebalance_report,
+    "fleet.rebalance_status": fleet_rebalance_status,
 }
