@@ -215,3 +215,25 @@ def wait_for(predicate, timeout, what):
             return time.monotonic()
         time.sleep(0.5)
     raise AssertionError(f"{what} within {timeout} s")
+
+
+def controller_pid(fleet):
+    """The PID of the session lab's controller."""
+    from agent.lab import fleet as lab_fleet
+    for d in fleet.lab._state()["daemons"]:
+        if d["name"] == lab_fleet.CONTROLLER and d["host"] is None:
+            return d["pid"]
+    raise AssertionError("no controller")
+
+
+def restart_controller(fleet, kill=False, options=None):
+    """Stop the controller (SIGKILL first with ``kill``) and start it
+    again with ``options`` ({group: {name: value}}) added to its
+    configuration, or with the lab's own when None."""
+    import signal
+    from agent.lab import fleet as lab_fleet
+    if kill:
+        os.kill(controller_pid(fleet), signal.SIGKILL)
+    fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)
+    lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None,
+                    controller_options=options)

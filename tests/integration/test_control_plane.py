@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import guest_status, wait_for, wait_guest
+from helpers import controller_pid, guest_status, wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
 
@@ -212,7 +212,7 @@ def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
         fleet.call("server.create", name=name, flavor="lab.small",
                    image="lab-guest")
         time.sleep(delay)
-        pid = _controller_pid(fleet)
+        pid = controller_pid(fleet)
         import os
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda p=pid: not _alive(p), 10, "controller not dead")
@@ -230,14 +230,6 @@ def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
         assert seen.get(uuid) == [rec["host"]], (rec["name"], seen.get(uuid))
     known = {s["ID"] for s in fleet.json("server", "list")}
     assert set(seen) <= known, "a domain without a record"
-
-
-def _controller_pid(fleet):
-    from agent.lab import fleet as lab_fleet
-    for d in fleet.lab._state()["daemons"]:
-        if d["name"] == lab_fleet.CONTROLLER and d["host"] is None:
-            return d["pid"]
-    raise AssertionError("no controller")
 
 
 def _alive(pid):

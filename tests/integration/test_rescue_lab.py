@@ -11,7 +11,8 @@ import pytest
 
 from agent.common.errors import Conflict
 from coldmove import LOCAL, SHARED, entries, read_data, write_data
-from helpers import guest_get, wait_for, wait_guest
+from helpers import (controller_pid, guest_get, restart_controller, wait_for,
+                     wait_guest)
 
 pytestmark = pytest.mark.integration
 SECTOR = 512
@@ -175,14 +176,6 @@ def test_stopped_shared_instance_rescued_what_is_refused_and_delete(
     assert uuid not in entries(fleet, host, SHARED)
 
 
-def _controller_pid(fleet):
-    from agent.lab import fleet as lab_fleet
-    for d in fleet.lab._state()["daemons"]:
-        if d["name"] == lab_fleet.CONTROLLER and d["host"] is None:
-            return d["pid"]
-    raise AssertionError("no controller")
-
-
 def _agent_pid(fleet, host):
     from agent.lab import fleet as lab_fleet
     index = fleet.lab.plan.resolve(host).index
@@ -192,21 +185,12 @@ def _agent_pid(fleet, host):
     raise AssertionError(f"no agent on {host}")
 
 
-def _restart_controller(fleet, kill=True, options=None):
-    from agent.lab import fleet as lab_fleet
-    if kill:
-        os.kill(_controller_pid(fleet), signal.SIGKILL)
-    fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)
-    lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None,
-                    controller_options=options)
-
-
 def _kill_at(fleet, task_id, progress):
     """Kill the controller while task ``task_id`` reports ``progress``,
     then start it again."""
     wait_for(lambda: fleet.call("task.show", id=task_id)["progress"]
              == progress, 60, f"task {task_id} at {progress!r}")
-    _restart_controller(fleet)
+    restart_controller(fleet, kill=True)
 
 
 def test_controller_killed_mid_rescue_and_unrescue_then_rescue_timeout(
@@ -234,11 +218,10 @@ def test_controller_killed_mid_rescue_and_unrescue_then_rescue_timeout(
         task = fleet.call("server.unrescue", name=name)["task_id"]
         wait_for(lambda: fleet.call("task.show", id=task)["progress"]
                  == "stopping the rescue system", 30, "unrescue started")
-        os.kill(_controller_pid(fleet), signal.SIGKILL)
+        os.kill(controller_pid(fleet), signal.SIGKILL)
     finally:
         os.kill(agent, signal.SIGCONT)
-    _restart_controller(fleet, kill=False,
-                        options={"compute": {"rescue_timeout": 2}})
+    restart_controller(fleet, options={"compute": {"rescue_timeout": 2}})
     try:
         assert fleet.wait_task(task)["state"] == "done"
         assert fleet.server(name)["status"] == "ACTIVE"
@@ -258,4 +241,4 @@ def test_controller_killed_mid_rescue_and_unrescue_then_rescue_timeout(
             (f"{LOCAL}/{uuid}/disk", "vda", True)]
         assert fleet.domains(host).get(uuid) == "running"
     finally:
-        _restart_controller(fleet, kill=False)
+        restart_controller(fleet)
