@@ -6,7 +6,6 @@ the migration then does, and for the rates that converge the predicted
 duration is within 30 % of the job's actual one.  This bounds the
 model's error, not drover's speed; a guest whose dirtying comes in
 bursts can be unlucky once, so a miss is measured again once."""
-import os
 import time
 
 import pytest
@@ -64,12 +63,6 @@ def _converging_run(fleet, name, src, dst):
     return predicted, actual, mig
 
 
-@pytest.mark.skipif(not os.environ.get("DROVER_PREDICTION_LAB"), reason=(
-    "open defect (issue 12): after 4-6 live migrations with the "
-    "prediction's measurements the lab guest's kernel crashes (timer "
-    "code, memory corrupted; QEMU 7.2 TCG), and a dead guest dirties "
-    "nothing, so the 64 MiB/s verdict fails (1 pass in 4 runs); run it "
-    "with DROVER_PREDICTION_LAB=1 while that is investigated"))
 def test_verdict_and_duration_at_several_dirty_rates(fleet, servers, pair):
     src, dst = pair
     name = "pred-lab"
