@@ -3,8 +3,9 @@ host are spread by the plan, measured before and after; a dry run
 changes nothing; anti-affinity holds."""
 import json
 import statistics
+import time
 
-from helpers import guest_get, wait_for, wait_guest
+from helpers import guest_get, restart_controller, wait_for, wait_guest
 
 BURN_MBPS = 32      # the guest's memory-dirtying workload burns CPU too
 
@@ -104,3 +105,57 @@ def test_rebalance_spreads_cpu_burners_and_keeps_anti_affinity(fleet,
                 pass
         fleet.delete_servers(servers)
         fleet.cli("server", "group", "delete", "rb-anti", check=False)
+
+
+def test_automatic_rebalance_waits_its_hold_time(fleet, servers):
+    """[rebalance] enabled on the lab controller: with CPU burners packed
+    on one host, rounds every 5 s hold for three imbalanced rounds
+    (nothing moves meanwhile), then the third starts a rebalance that
+    moves a burner live."""
+    a = sorted(fleet.hosts)[0]
+    burners = ["arb-1", "arb-2"]
+    servers.extend(burners)
+    for name in burners:
+        fleet.create(name, "lab.small", "--host", a, "--storage", "shared")
+    boots = {}
+    for name in burners:
+        ip = fleet.server(name)["addresses"]
+        boots[name] = wait_guest(ip)["boot"]
+        guest_get(ip, f"/cgi-bin/dirty?mbps={BURN_MBPS}")
+    wait_for(lambda: _burning(fleet, burners), 60, "the burners measured")
+    restart_controller(fleet, options={"rebalance": {
+        "enabled": True, "interval": 5, "threshold": 0.01,
+        "hold_rounds": 3, "max_moves": 1, "load_window": 10}})
+    try:
+        rounds = []     # (rounds held, acted, placement) of each round
+        deadline = time.monotonic() + 120
+        while not (rounds and rounds[-1][1]):
+            assert time.monotonic() < deadline, rounds
+            status = fleet.json("fleet", "rebalance", "--status")
+            if status["last_round_at"] and (
+                    not rounds or status["last_round_at"] != rounds[-1][3]):
+                rounds.append((status["rounds"], status["last_acted"],
+                               _placement(fleet), status["last_round_at"],
+                               status["last_reason"]))
+            time.sleep(1)
+        print("\n".join(f"{r[0]} {r[1]} {r[4]}" for r in rounds))
+        held = [r for r in rounds[:-1] if r[0] > 0]
+        # The two rounds before the one that acted held, moving nothing.
+        assert [r[0] for r in held[-2:]] == [1, 2], rounds
+        assert all(r[2] == {n: a for n in burners} for r in held), rounds
+        task_id = fleet.json("fleet", "rebalance", "--status")[
+            "last_task_id"]
+        assert fleet.wait_task(task_id)["state"] == "done"
+        placed = _placement(fleet)
+        assert sorted(placed[n] == a for n in burners) == [False, True]
+        for name in burners:
+            assert wait_guest(fleet.server(name)["addresses"])["boot"] == \
+                boots[name]
+    finally:
+        for name in burners:
+            try:
+                guest_get(fleet.server(name)["addresses"],
+                          "/cgi-bin/dirty?mbps=0")
+            except Exception:       # noqa: BLE001 - best effort
+                pass
+        restart_controller(fleet)
