@@ -6,10 +6,9 @@ from agent.controller.scheduler import (GroupSpec, NoValidHost, Policy,
                                        Request, select)
 from agent.controller.scheduler.weighers import ram_order
 
-# Hosts read per page when a placement reads them best first: the first
-# page nearly always holds the host chosen (the narrowing leaves out the
-# hosts without room), and one of 64 costs the store little more than
-# one of 1.
+# Hosts read first when a placement reads them best first: they nearly
+# always hold the host chosen (the narrowing leaves out the hosts
+# without room), and 64 cost the store little more than 1.
 PAGE = 64
 
 
@@ -58,20 +57,17 @@ def decisions(store, request, page=PAGE):
     """Decisions to claim from, best hosts first.
 
     When the weighers rank hosts by free RAM alone (scheduler
-    weighers.ram_order), the store reads the hosts the request may use
-    (scheduler.prefilter) a page at a time in that order, and a page
-    with a host that passes is a Decision: its best host is the best of
-    the fleet, without reading or weighing the rest (its weights are
-    relative to the page).  Otherwise one narrowed read.  Last, as a
-    placement whose every claim lost its race needs, and when nothing
-    passed, select() over every host: NoValidHost then says why each was
-    rejected."""
+    weighers.ram_order), the store reads the ``page`` best of the hosts
+    the request may use (scheduler.prefilter): when one passes, its best
+    is the best of the fleet, found without reading or weighing the rest
+    (the Decision's weights are relative to the page).  Then, or at
+    once for other requests, every host the request may use (as many
+    reads as before, however few pass: an affinity group's host, a
+    property no SQL can match).  Last, as a placement whose every claim
+    lost its race needs, and when nothing passed, select() over every
+    host: NoValidHost then says why each was rejected."""
     policy = Policy.from_conf()
-    if ram_order(request, policy) is None:
-        pages = [store.host_states(request, policy=policy)]
-    else:
-        pages = _pages(store, request, policy, page)
-    for hosts in pages:
+    for hosts in _reads(store, request, policy, page):
         try:
             yield select(request, hosts, policy)
         except NoValidHost:
@@ -79,15 +75,13 @@ def decisions(store, request, page=PAGE):
     yield select(request, store.host_states(), policy)
 
 
-def _pages(store, request, policy, page):
-    offset = 0
-    while True:
-        hosts = store.host_states(request, limit=page, offset=offset,
-                                  policy=policy)
+def _reads(store, request, policy, page):
+    if ram_order(request, policy) is not None:
+        hosts = store.host_states(request, limit=page, policy=policy)
         yield hosts
         if len(hosts) < page:
-            return
-        offset += page
+            return          # that was every host the request may use
+    yield store.host_states(request, policy=policy)
 
 
 def explain(store, flavor, **request_args):

@@ -1,7 +1,7 @@
-"""A placement reads hosts best first, a page at a time (the store's
-weight-ordered read, weighers.ram_order): it must claim the host that
-weighing the whole fleet would choose, on SQLite and on PostgreSQL, and
-fall back to reading every host when a page holds none that passes."""
+"""A placement reads the best hosts first (the store's weight-ordered
+read, weighers.ram_order): it must claim the host that weighing the
+whole fleet would choose, on SQLite and on PostgreSQL, and read the rest
+when none of the best passes or wins its claim."""
 import random
 
 import pytest
@@ -60,19 +60,6 @@ REQUESTS = [
 ]
 
 
-def paged(store, request, policy, page):
-    """Every host the paged read returns, page after page."""
-    hosts, offset = [], 0
-    while True:
-        got = store.host_states(request, limit=page, offset=offset,
-                                policy=policy)
-        assert len(got) <= page
-        hosts += got
-        if len(got) < page:
-            return hosts
-        offset += page
-
-
 def best(request, hosts, policy):
     try:
         return select(request, hosts, policy).hosts
@@ -82,18 +69,20 @@ def best(request, hosts, policy):
 
 @pytest.mark.parametrize("weigher", ["spread", "pack"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_pages_read_in_the_order_weighing_the_fleet_gives(store, seed,
-                                                          weigher):
+def test_the_best_hosts_read_are_those_weighing_the_fleet_ranks_first(
+        store, seed, weigher):
     fleet(store, seed)
     policy = Policy(weigher=weigher)
     for request in REQUESTS:
         want = best(request, store.host_states(), policy)
-        for page in (1, 3, 64):
-            hosts = paged(store, request, policy, page)
-            assert len({h.name for h in hosts}) == len(hosts)
-            # Every host that passes is read, in the weighers' order.
-            assert [h.name for h in hosts
-                    if h.name in set(want)] == want, (request, page)
+        for limit in (1, 3, 64):
+            hosts = store.host_states(request, limit=limit, policy=policy)
+            assert len(hosts) <= limit
+            # What passes of them is the start of the fleet's ranking.
+            got = best(request, hosts, policy)
+            assert got == want[:len(got)], (request, limit)
+            if len(hosts) < limit:      # every host it may use was read
+                assert got == want
 
 
 @pytest.mark.parametrize("weigher", ["spread", "pack"])
@@ -128,7 +117,8 @@ def test_hosts_without_the_room_are_left_out_and_exactly_full_kept(store):
                   Policy()).hosts == ["exact"]
 
 
-def test_a_page_without_a_passing_host_reads_the_next(store, monkeypatch):
+def test_best_hosts_without_one_that_passes_read_the_rest(store,
+                                                         monkeypatch):
     for i in range(5):
         store.upsert_host(f"h{i}", address="198.18.4.1", facts={
             "vcpus": 8, "memory_mb": 16384 - 1024 * i, "disk_gb": 100})
@@ -141,14 +131,15 @@ def test_a_page_without_a_passing_host_reads_the_next(store, monkeypatch):
     reads = []
     real = store.host_states
     monkeypatch.setattr(store, "host_states", lambda *a, **kw: (
-        reads.append(kw.get("offset")), real(*a, **kw))[1])
+        reads.append((bool(a), kw.get("limit"))), real(*a, **kw))[1])
     decisions = placement.decisions(store, placement.request_for(flavor),
                                     page=2)
     assert next(decisions).hosts == ["h4"]
-    assert reads == [0, 2, 4]       # three pages, not the whole fleet
+    # The best 2, then the rest the request may use, not host by host.
+    assert reads == [(True, 2), (True, None)]
 
 
-def test_claims_lost_on_a_whole_page_go_on_to_the_next(store, monkeypatch):
+def test_claims_lost_on_all_the_best_go_on_to_the_rest(store, monkeypatch):
     for i in range(4):
         store.upsert_host(f"h{i}", address="198.18.5.1", facts={
             "vcpus": 8, "memory_mb": 16384 - 1024 * i, "disk_gb": 100})

@@ -4,8 +4,8 @@ This is on the path of every placement, so it is written for 10,000
 hosts: one statement for the hosts with their allocations summed (an
 outer join, grouped by host: the sums are computed only for the hosts
 read), narrowed in SQL to the hosts that may take the request
-(scheduler.prefilter), and for a placement read a page at a time in
-weight order (free RAM, as weighers.ram_order), and three small ones for
+(scheduler.prefilter), for a placement its best hosts first (by free
+RAM, as weighers.ram_order), and three small ones for
 aggregates, run on the driver's own cursor (rows as plain tuples, no ORM
 objects and no SQLAlchemy Row wrappers: those cost more than the query
 itself at that size).  Hosts in the same aggregates share one read-only
@@ -64,12 +64,11 @@ def _free(total, column, ratio, reserved=None):
 # repeat (flavors, zones, pages), their statements are kept.
 @functools.lru_cache(maxsize=256)
 def hosts_statement(narrow, default_zone, policy=None, dialect="sqlite",
-                    limit=None, offset=0):
+                    limit=None):
     """HOSTS narrowed by a prefilter.Narrowing (None: every host, by
     name).  With its ``need``, ``policy`` (a scheduler Policy) gives the
     ratios; with its ``order`` and ``limit``, the ``limit`` best hosts by
-    free RAM after the first ``offset`` (ties by name, in code point
-    order as Python's)."""
+    free RAM (ties by name, in code point order as Python's)."""
     stmt = HOSTS
     if narrow is None:
         return stmt
@@ -100,7 +99,7 @@ def hosts_statement(narrow, default_zone, policy=None, dialect="sqlite",
             else Host.name
         stmt = stmt.order_by(None).order_by(
             free_ram.desc() if narrow.order == "spread" else free_ram.asc(),
-            name).limit(limit).offset(offset)
+            name).limit(limit)
     return stmt
 
 
@@ -131,23 +130,22 @@ def _rows(conn, stmt):
 
 
 class HostStatesMixin:
-    def host_states(self, request=None, limit=None, offset=0, policy=None):
+    def host_states(self, request=None, limit=None, policy=None):
         """Every host as a scheduler HostState, by name (allocations
         summed, zone and aggregate metadata merged; hosts of the same
         aggregates share one read-only metadata dict).  With ``request``
         (a scheduler Request), only those its prefilter.narrowing keeps
         under ``policy`` (default: Policy.from_conf()): never one that
         the filters would pass.  With ``limit`` too, when the narrowing
-        has an order: the ``limit`` best by weight after the first
-        ``offset`` (a page: placement reads pages until a host passes)."""
+        has an order: the ``limit`` best by weight (placement reads
+        those first)."""
         default_zone = CONF.scheduler.default_availability_zone
         policy = policy or Policy.from_conf()
         narrow = None if request is None else narrowing(request, policy)
         with self.db.read() as s:
             conn = s.connection()
             hosts = _rows(conn, hosts_statement(
-                narrow, default_zone, policy, conn.dialect.name, limit,
-                offset))
+                narrow, default_zone, policy, conn.dialect.name, limit))
             agg_names = dict(_rows(conn, AGGREGATES))
             agg_meta = defaultdict(dict)
             for agg_id, key, value in _rows(conn, METADATA):
