@@ -144,6 +144,11 @@ class HostStatesMixin:
         narrow = None if request is None else narrowing(request, policy)
         with self.db.read() as s:
             conn = s.connection()
+            if conn.dialect.name == "postgresql":
+                # Hash joins whatever the statistics say: before
+                # autovacuum's first ANALYZE of a fleet loaded at once the
+                # planner nests loops over 10,000 hosts (60 ms, not 15).
+                conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
             hosts = _rows(conn, hosts_statement(
                 narrow, default_zone, policy, conn.dialect.name, limit))
             agg_names = dict(_rows(conn, AGGREGATES))
