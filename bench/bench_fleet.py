@@ -8,7 +8,8 @@ fresh store and fleet:
 
 - poll: one full poll cycle (HostManager.poll_cycle, its 8 threads), in
   seconds and as a share of [controller] poll_interval (above 100%: the
-  poller cannot keep its interval);
+  poller cannot keep its interval), and the controller's CPU per host
+  polled (ms);
 - boots: 200 servers created at once through the admission path, until
   the last boot task ended; then checked: all 200 ACTIVE, each running
   on the host the store says and nowhere else, no host allocated over
@@ -21,6 +22,10 @@ fresh store and fleet:
   after the run (MB).
 
     .venv/bin/python bench/bench_fleet.py [--runs 3] [--sizes 10,100,1000]
+
+It uses only interfaces the earlier code has too: to measure another
+commit in the same session, ``git archive COMMIT | tar -x -C /tmp/old``
+and run this file with ``PYTHONPATH=/tmp/old``.
 """
 import argparse
 import logging
@@ -179,6 +184,7 @@ def main():
           f"{POLL_INTERVAL} s, host_down_after {HOST_DOWN_AFTER} s")
     head = (f"{'hosts':>5} | {'register s':>12} | {'poll cycle s':>13} | "
             f"{'of interval':>11} | {'poll CPU s':>12} | "
+            f"{'CPU ms/host':>12} | "
             f"{BOOTS} boots s".ljust(14) + f" | {'boots CPU s':>13} | "
             f"{'detect ' + str(DOWN) + ' down s':>17} | {'RSS MB':>13} | "
             "checks")
@@ -198,6 +204,7 @@ def main():
               f"{stat(col['poll_s'], '{:.3f}'):>13} | "
               f"{stat(share, '{:.0f}') + '%':>11} | "
               f"{stat(col['poll_cpu_s']):>12} | "
+              f"{stat([c / count * 1000 for c in col['poll_cpu_s']]):>12} | "
               f"{stat(col['boots_s']):>13} | "
               f"{stat(col['boots_cpu_s']):>13} | "
               f"{stat(col['detect_s']):>17} | "

@@ -9,13 +9,15 @@ import shlex
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import paramiko
 
 from agent.common.errors import Conflict, DroverError, NotFound, one_line
 from agent.conf import CONF
 from agent.controller import host_cleanups, return_host, states
+from agent.controller.db.hosts import FACTS
 from agent.controller.db.models import jsonable, utcnow
 from agent.transport import diskcopy
 from agent.transport.errors import HostUnreachable
@@ -28,6 +30,16 @@ DOWNLOAD_CHUNK = 1 << 20
 def _now():
     """Now, in the store's time format (to compare with updated_at)."""
     return jsonable(utcnow())
+
+
+def unchanged(host, facts, owes):
+    """True when an answer with ``facts`` changes nothing of ``host`` (a
+    store record) but when it was seen: up and not set down, no failed
+    poll to forget, no clean-up owed (``owes``), every fact as stored."""
+    return (host["state"] == "up" and not host.get("forced_down")
+            and host.get("down_reason") is None and not owes
+            and all(host.get(key) == facts[key] for key in FACTS
+                    if key in facts))
 
 
 class HostManager:
@@ -189,8 +201,7 @@ class HostManager:
         """Poll every host once with ``pool``'s threads; the seconds it
         took (a cycle longer than [controller] poll_interval runs late)."""
         started = time.monotonic()
-        names = [h["name"] for h in self.store.list_hosts()]
-        list(pool.map(self.poll_host, names))
+        self._poll([h["name"] for h in self.store.list_hosts()], pool)
         return time.monotonic() - started
 
     def poll_host(self, name):
@@ -201,12 +212,103 @@ class HostManager:
         fenced and one the operator set down stays down however well it
         answers (agent.controller.fencing): the store's host_returned, or
         host set --up, ends those."""
+        self._poll([name])
+
+    def _poll(self, names, pool=None):
+        """Poll ``names`` (poll_host's rules), asking in ``pool``'s threads.
+
+        At 1,000 hosts the controller's CPU per host bounds the cycle, so
+        the answers are recorded in batches: the store read once per batch,
+        after its answers (as a poll of one host read it after its answer):
+        the hosts, the clean-ups owed and the instances.  An answer that
+        changes nothing but when the host was seen (up, facts as stored,
+        nothing owed, no failed poll to forget: nearly every one) is
+        written with the others of its batch in one transaction; the rest
+        as before, one host at a time.  The answers in by half the poll
+        interval are one batch, the late ones (a host that hangs until
+        its timeout) another, so that one host slow to answer does not
+        hold back the recording of the others."""
+        if pool is None:
+            for args in self._record([self._ask(name) for name in names]):
+                self._settle(*args)
+            return
+        futures = [pool.submit(self._ask, name) for name in names]
+        done, late = wait(futures,
+                          timeout=CONF.controller.poll_interval / 2)
+        changed = self._record([f.result() for f in futures if f in done])
+        if late:
+            changed += self._record([f.result() for f in futures
+                                     if f in late])
+        # Their clean-ups and reconciles call the agents: in the pool too.
+        list(pool.map(lambda args: self._settle(*args), changed))
+
+    def _record(self, answers):
+        """Record a batch of _ask's answers but those that change their
+        host: those are returned, as _settle's arguments."""
+        changed = []
+        if not answers:
+            return changed
+        hosts, owing, instances = self._view([a[0] for a in answers])
+        seen, quiet = {}, []
+        for name, asked, facts, when, err in answers:
+            host = hosts.get(name)
+            if host is None or (err is None and facts is None):
+                continue        # removed meanwhile, or its poll failed
+            if err is not None:
+                self._missed(name, err)
+            elif unchanged(host, facts, name in owing):
+                seen[name] = when
+                quiet.append((name, asked, facts))
+            else:
+                changed.append((name, asked, facts, host))
+        if seen:
+            self.store.hosts_seen(seen)
+        for name, asked, facts in quiet:
+            try:
+                self._answered(name, asked, facts, instances[name])
+            except Exception:  # the poller must outlive any one host
+                LOG.exception("host %s: recording its poll failed", name)
+        return changed
+
+    def _view(self, names):
+        """The store as a poll of ``names`` needs it: {name: host},
+        the names owing clean-ups, {name: [instance]}; one host's only
+        for a poll of one."""
+        one = names[0] if len(names) == 1 else None
+        if one is None:
+            hosts = {h["name"]: h for h in self.store.list_hosts()}
+        else:
+            try:
+                hosts = {one: self.store.get_host(one)}
+            except NotFound:
+                hosts = {}
+        owing = {c["host"] for c in self.store.list_cleanups(host=one)}
+        instances = defaultdict(list)
+        for inst in self.store.list_instances(host=one):
+            if inst["host"]:
+                instances[inst["host"]].append(inst)
+        return hosts, owing, instances
+
+    def _ask(self, name):
+        """(name, when asked, facts, when they came, error) of one
+        agent's answer."""
         asked = self.now()
         try:
             facts = self.call(name, "host.facts",
                               timeout=CONF.controller.poll_interval * 2)
-            host = self.store.get_host(name)
-            was = host["state"]
+        except (HostUnreachable, DroverError) as err:
+            return name, asked, None, None, err
+        except Exception:      # the poller must outlive any one host
+            LOG.exception("host %s: poll failed", name)
+            return name, asked, None, None, None
+        return name, asked, facts, utcnow(), None
+
+    def _settle(self, name, asked, facts, host):
+        """Record an answer that changes the host: its clean-ups done
+        first, or a returning host reconciled (return_host), then its
+        facts and state."""
+        was = host["state"]
+        try:
             if was == "up" and not host.get("forced_down"):
                 pending = host_cleanups.run(self.store, self.call, name)
             else:       # fencing on return: reconciled before it serves
@@ -226,15 +328,18 @@ class HostManager:
                 name, f"clean-up pending: {pending[0]}")
             return
         now = self.store.upsert_host(name, facts=facts)["state"]
+        if now == "up" and was != "up":
+            LOG.info("host %s is up", name)
+        self._answered(name, asked, facts)
+
+    def _answered(self, name, asked, facts, instances=None):
         self._last_ok[name] = time.monotonic()
         if self.load is not None:
             self.load.record(name, facts.get("load"))
         if self.recovery is not None:
             self.recovery.host_answered(name)
-        if now == "up" and was != "up":
-            LOG.info("host %s is up", name)
         self._subscribe(name, self.client(name))
-        self._sync_power(name, facts.get("domains", []), asked)
+        self._sync_power(name, facts.get("domains", []), asked, instances)
 
     def _missed(self, name, err):
         try:
@@ -291,13 +396,17 @@ class HostManager:
         except DroverError as err:
             LOG.info("host %s: cannot subscribe again: %s", client.host, err)
 
-    def _sync_power(self, host, domains, asked):
+    def _sync_power(self, host, domains, asked, instances=None):
         """Record the power states of a poll asked at ``asked``; an
         instance changed since (a boot that ended meanwhile) is left to
-        the next poll, or the poll's old news would undo it."""
+        the next poll, or the poll's old news would undo it.
+        ``instances``: the host's, read after the answer (default: read
+        now)."""
         seen = {d["uuid"]: states.power_state_from_name(d["state"])
                 for d in domains}
-        for inst in self.store.list_instances(host=host):
+        if instances is None:
+            instances = self.store.list_instances(host=host)
+        for inst in instances:
             if inst["updated_at"] >= asked:
                 continue
             self._set_power(inst["uuid"], seen.get(inst["uuid"],

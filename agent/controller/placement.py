@@ -2,7 +2,14 @@
 that places an instance (boot, migrate, resize, live migration,
 evacuation)."""
 from agent.controller.db.placement import ClaimFailed
-from agent.controller.scheduler import GroupSpec, NoValidHost, Request, select
+from agent.controller.scheduler import (GroupSpec, NoValidHost, Policy,
+                                       Request, select)
+from agent.controller.scheduler.weighers import ram_order
+
+# Hosts read first when a placement reads them best first: they nearly
+# always hold the host chosen (the narrowing leaves out the hosts
+# without room), and 64 cost the store little more than 1.
+PAGE = 64
 
 
 def request_for(flavor, *, ignore_hosts=(), force_host=None,
@@ -28,27 +35,53 @@ def place(store, flavor, consumer, instance_uuid, **request_args):
     held = store.list_allocations(consumer=consumer)
     if held:
         return held[0]["host"]
-    decision = choose(store, request_for(
-        flavor, group=store.instance_group(instance_uuid), **request_args))
-    lost = []
-    for host in decision.hosts:
+    request = request_for(flavor, group=store.instance_group(instance_uuid),
+                          **request_args)
+    lost = {}
+    decision = None
+    for decision in decisions(store, request):
+        for host in decision.hosts:
+            if host in lost:
+                continue
+            try:
+                store.claim(host, consumer, flavor["vcpus"],
+                            flavor["ram_mb"], flavor["disk_gb"],
+                            instance_uuid=instance_uuid)
+                return host
+            except ClaimFailed as err:
+                lost[host] = str(err)
+    raise NoValidHost(decision, "; ".join(lost.values()))
+
+
+def decisions(store, request, page=PAGE):
+    """Decisions to claim from, best hosts first.
+
+    When the weighers rank hosts by free RAM alone (scheduler
+    weighers.ram_order), the store reads the ``page`` best of the hosts
+    the request may use (scheduler.prefilter): when one passes, its best
+    is the best of the fleet, found without reading or weighing the rest
+    (the Decision's weights are relative to the page).  Then, or at
+    once for other requests, every host the request may use (as many
+    reads as before, however few pass: an affinity group's host, a
+    property no SQL can match).  Last, as a placement whose every claim
+    lost its race needs, and when nothing passed, select() over every
+    host: NoValidHost then says why each was rejected."""
+    policy = Policy.from_conf()
+    for hosts in _reads(store, request, policy, page):
         try:
-            store.claim(host, consumer, flavor["vcpus"], flavor["ram_mb"],
-                        flavor["disk_gb"], instance_uuid=instance_uuid)
-            return host
-        except ClaimFailed as err:
-            lost.append(str(err))
-    raise NoValidHost(decision, "; ".join(lost))
+            yield select(request, hosts, policy)
+        except NoValidHost:
+            continue
+    yield select(request, store.host_states(), policy)
 
 
-def choose(store, request):
-    """select() over the hosts the request may use (the store narrows its
-    read to them, scheduler.prefilter); when none passes, over every host,
-    so that NoValidHost says why each was rejected."""
-    try:
-        return select(request, store.host_states(request))
-    except NoValidHost:
-        return select(request, store.host_states())
+def _reads(store, request, policy, page):
+    if ram_order(request, policy) is not None:
+        hosts = store.host_states(request, limit=page, policy=policy)
+        yield hosts
+        if len(hosts) < page:
+            return          # that was every host the request may use
+    yield store.host_states(request, policy=policy)
 
 
 def explain(store, flavor, **request_args):

@@ -30,6 +30,7 @@ from agent.common.rpc.server import RpcServer
 from agent.controller.admission import Admission
 from agent.controller.daemon import Services
 from agent.controller.hosts import HostManager
+from agent.controller.load import LoadHistory
 from agent.controller.ops import WORKFLOWS
 from agent.controller.tasks.actionlog import ActionTaskLog
 from agent.controller.tasks.engine import TaskEngine
@@ -124,9 +125,10 @@ class RpcFleet:
         """The controller's Services over ``store`` (its real HostManager,
         TaskEngine and Admission), reaching this fleet's agents; with
         ``register``, every host added as ``host add`` does."""
+        load = LoadHistory()            # as the daemon builds it
         hosts = HostManager(store, connections=UnixConnections(
-            self.directory))
-        svc = Services(store=store, hosts=hosts)
+            self.directory), load=load)
+        svc = Services(store=store, hosts=hosts, load=load)
         svc.engine = TaskEngine(ActionTaskLog(store), WORKFLOWS, svc)
         svc.admission = Admission(svc)
         if register:

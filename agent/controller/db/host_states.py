@@ -3,23 +3,26 @@
 This is on the path of every placement, so it is written for 10,000
 hosts: one statement for the hosts with their allocations summed (an
 outer join, grouped by host: the sums are computed only for the hosts
-read), narrowed in SQL to the hosts that
-may take the request (scheduler.prefilter), and three small ones for
+read), narrowed in SQL to the hosts that may take the request
+(scheduler.prefilter), for a placement its best hosts first (by free
+RAM, as weighers.ram_order), and three small ones for
 aggregates, run on the driver's own cursor (rows as plain tuples, no ORM
 objects and no SQLAlchemy Row wrappers: those cost more than the query
 itself at that size).  Hosts in the same aggregates share one read-only
 metadata dict, built once.
 """
+import functools
 from collections import defaultdict
 
-from sqlalchemy import Integer, cast, func, or_, select, true
+from sqlalchemy import (Float, Integer, and_, case, cast, func, literal,
+                        or_, select, true)
 
 from agent.conf import CONF
 from agent.controller.db.aggregates import AZ_KEY
 from agent.controller.db.models import (Aggregate, AggregateHost,
                                         AggregateMetadata, Allocation, Host)
-from agent.controller.scheduler.hoststate import HostState
-from agent.controller.scheduler.prefilter import narrowing
+from agent.controller.scheduler.hoststate import HostState, Policy
+from agent.controller.scheduler.prefilter import SLACK, narrowing
 
 HOSTS = (select(Host.id, Host.name, Host.state == "up", Host.enabled,
                 Host.disabled_reason, Host.vcpus, Host.memory_mb,
@@ -47,8 +50,25 @@ def _holding(key, value=None):
     return stmt
 
 
-def hosts_statement(narrow, default_zone):
-    """HOSTS narrowed by a prefilter.Narrowing (None: every host)."""
+def _free(total, column, ratio, reserved=None):
+    """SQL for the free capacity of a resource as the filters compute it:
+    (total [- reserved, at least 0]) x ratio, less what is allocated."""
+    usable = total
+    if reserved is not None:
+        usable = case((total - reserved > 0, total - reserved), else_=0)
+    return usable * literal(float(ratio), Float) \
+        - func.coalesce(func.sum(column), 0)
+
+
+# Building the statement costs more than running it on a page: requests
+# repeat (flavors, zones, pages), their statements are kept.
+@functools.lru_cache(maxsize=256)
+def hosts_statement(narrow, default_zone, policy=None, dialect="sqlite",
+                    limit=None):
+    """HOSTS narrowed by a prefilter.Narrowing (None: every host, by
+    name).  With its ``need``, ``policy`` (a scheduler Policy) gives the
+    ratios; with its ``order`` and ``limit``, the ``limit`` best hosts by
+    free RAM (ties by name, in code point order as Python's)."""
     stmt = HOSTS
     if narrow is None:
         return stmt
@@ -63,23 +83,45 @@ def hosts_statement(narrow, default_zone):
         stmt = stmt.where(in_zone)
     for key, value in narrow.metadata:
         stmt = stmt.where(Host.id.in_(_holding(key, value)))
+    free_ram = _free(Host.memory_mb, Allocation.ram_mb,
+                     policy.ram_allocation_ratio,
+                     policy.reserved_host_memory_mb)
+    if narrow.need is not None:
+        vcpus, ram_mb, disk_gb = narrow.need
+        stmt = stmt.having(and_(
+            _free(Host.vcpus, Allocation.vcpus,
+                  policy.cpu_allocation_ratio) >= vcpus - SLACK,
+            free_ram >= ram_mb - SLACK,
+            _free(Host.disk_gb, Allocation.disk_gb,
+                  policy.disk_allocation_ratio) >= disk_gb - SLACK))
+    if narrow.order is not None and limit is not None:
+        name = Host.name.collate("C") if dialect == "postgresql" \
+            else Host.name
+        stmt = stmt.order_by(None).order_by(
+            free_ram.desc() if narrow.order == "spread" else free_ram.asc(),
+            name).limit(limit)
     return stmt
 
 
 _compiled = {}      # (dialect name, statement) -> compiled, for constants
+CONSTANT = (HOSTS, AGGREGATES, METADATA, MEMBERS)
 
 
-def _rows(dbapi_conn, dialect, stmt):
-    """Rows of ``stmt`` as the driver's tuples."""
+def _rows(conn, stmt):
+    """Rows of ``stmt`` as tuples: the constant statements (those of
+    many rows) compiled once and run on the driver's own cursor, the
+    others through SQLAlchemy, whose cache compiles each shape once."""
+    if stmt not in CONSTANT:
+        return conn.execute(stmt).all()
+    dialect = conn.dialect
     compiled = _compiled.get((dialect.name, stmt))
     if compiled is None:
-        compiled = stmt.compile(dialect=dialect)
-        if stmt in (HOSTS, AGGREGATES, METADATA, MEMBERS):
-            _compiled[dialect.name, stmt] = compiled
+        compiled = _compiled[dialect.name, stmt] = stmt.compile(
+            dialect=dialect)
     params = compiled.construct_params()
     if compiled.positional:
         params = tuple(params[name] for name in compiled.positiontup)
-    cur = dbapi_conn.cursor()
+    cur = conn.connection.dbapi_connection.cursor()
     try:
         cur.execute(str(compiled), params)
         return cur.fetchall()
@@ -88,25 +130,37 @@ def _rows(dbapi_conn, dialect, stmt):
 
 
 class HostStatesMixin:
-    def host_states(self, request=None):
+    def host_states(self, request=None, limit=None, policy=None):
         """Every host as a scheduler HostState, by name (allocations
         summed, zone and aggregate metadata merged; hosts of the same
         aggregates share one read-only metadata dict).  With ``request``
-        (a scheduler Request), only those its prefilter.narrowing keeps:
-        never one that the filters would pass."""
+        (a scheduler Request), only those its prefilter.narrowing keeps
+        under ``policy`` (default: Policy.from_conf()): never one that
+        the filters would pass.  With ``limit`` too, when the narrowing
+        has an order: the ``limit`` best by weight (placement reads
+        those first)."""
         default_zone = CONF.scheduler.default_availability_zone
-        narrow = None if request is None else narrowing(request)
+        policy = policy or Policy.from_conf()
+        narrow = None if request is None else narrowing(request, policy)
         with self.db.read() as s:
             conn = s.connection()
-            raw, dialect = conn.connection.dbapi_connection, conn.dialect
-            hosts = _rows(raw, dialect,
-                          hosts_statement(narrow, default_zone))
-            agg_names = dict(_rows(raw, dialect, AGGREGATES))
+            if conn.dialect.name == "postgresql":
+                # Hash joins whatever the statistics say: before
+                # autovacuum's first ANALYZE of a fleet loaded at once the
+                # planner nests loops over 10,000 hosts (60 ms, not 15).
+                conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+            hosts = _rows(conn, hosts_statement(
+                narrow, default_zone, policy, conn.dialect.name, limit))
+            agg_names = dict(_rows(conn, AGGREGATES))
             agg_meta = defaultdict(dict)
-            for agg_id, key, value in _rows(raw, dialect, METADATA):
+            for agg_id, key, value in _rows(conn, METADATA):
                 agg_meta[agg_id][key] = value
+            members = MEMBERS
+            if limit is not None:       # of the hosts read only
+                members = members.where(AggregateHost.host_id.in_(
+                    [row[0] for row in hosts]))
             member = defaultdict(list)
-            for host_id, agg_id in _rows(raw, dialect, MEMBERS):
+            for host_id, agg_id in _rows(conn, members):
                 member[host_id].append(agg_id)
         # sorted aggregate ids -> (names, metadata, zone)
         merged = {(): ((), {}, default_zone)}

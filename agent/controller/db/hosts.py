@@ -1,5 +1,5 @@
 """Store methods: hosts."""
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 
 from agent.common.errors import Conflict, InvalidInput, one_line
 from agent.controller import fencing
@@ -50,6 +50,18 @@ class HostsMixin:
                 host.last_seen, host.down_reason = utcnow(), None
             s.flush()
             return host.as_dict()
+
+    def hosts_seen(self, seen):
+        """Hosts that answered a poll with nothing else new: {name: when
+        (a UTC datetime)}, their last_seen set in one transaction (a poll
+        cycle's; upsert_host is one host's)."""
+        stmt = (update(Host.__table__)
+                .where(Host.__table__.c.name == bindparam("seen_name"))
+                .values(last_seen=bindparam("seen_at")))
+        with self.db.write() as s:
+            s.connection().execute(stmt, [
+                {"seen_name": name, "seen_at": when}
+                for name, when in seen.items()])
 
     def get_host(self, name):
         with self.db.read() as s:

@@ -55,6 +55,22 @@ def _normalised(raw):
     return [(r - low) / span if span else 1.0 for r in raw]
 
 
+def ram_order(request, policy):
+    """``"spread"`` (most free RAM first) or ``"pack"`` (least first) when
+    weigh() ranks the hosts for ``request`` by free RAM alone, ties by
+    name; None when another weigher of WEIGHERS can tell hosts apart (the
+    request's server group is soft-affinity or soft-anti-affinity and has
+    members placed).  The store then reads hosts in that order and a
+    placement stops at the first page holding a host that passes
+    (agent.controller.placement): the best host without weighing the
+    fleet.  Keep in step with WEIGHERS (test_scheduler_order checks)."""
+    group = request.group
+    if group is not None and group.hosts and group.policy in (
+            "soft-affinity", "soft-anti-affinity"):
+        return None
+    return "pack" if policy.weigher == "pack" else "spread"
+
+
 def weigh(hosts, policy, request=None):
     """[(weight, host)] for ``hosts``, best first (ties: by name)."""
     if not hosts:
