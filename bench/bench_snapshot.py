@@ -22,6 +22,7 @@ size <= 1.1 x the allocated data.
     .venv/bin/python bench/bench_snapshot.py [--rounds 3] [--data-mib 256]
 """
 import argparse
+import datetime
 import json
 import os
 import re
@@ -37,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from benchlab import DROVER, bench_fleet, drover  # noqa: E402
 from helpers import wait_guest  # noqa: E402
 
+from agent.lab import fleet  # noqa: E402
 from agent.lab.lab import unavailable_reason  # noqa: E402
 from agent.lab.pinger import Pinger  # noqa: E402
 
@@ -94,6 +96,29 @@ def snapshot(lab, socket, ip, name):
             "size": image["size"]}
 
 
+def step_times(lab):
+    """Seconds each step of the last snapshot task took, from the
+    controller's task records ({step name: seconds}), and the task's
+    own span (its creation to its last step's end)."""
+    import sqlalchemy
+    engine = sqlalchemy.create_engine(fleet.database_url(lab))
+    with engine.connect() as db:
+        task_id, created = db.execute(sqlalchemy.text(
+            "SELECT id, created_at FROM tasks WHERE kind = 'snapshot' "
+            "ORDER BY id DESC LIMIT 1")).one()
+        rows = db.execute(sqlalchemy.text(
+            "SELECT name, started_at, finished_at FROM task_steps "
+            "WHERE task_id = :t ORDER BY step_index"), {"t": task_id}).all()
+    engine.dispose()
+
+    def when(v):
+        return datetime.datetime.fromisoformat(str(v))
+    times = {name: (when(end) - when(start)).total_seconds()
+             for name, start, end in rows if end}
+    times["task"] = (when(rows[-1][2]) - when(created)).total_seconds()
+    return times
+
+
 def convert(lab, host, disk):
     out = "/var/lib/drover/bench-convert.qcow2"
     os.sync()
@@ -124,6 +149,7 @@ def run(rounds, data_mib):
             drover(socket, "server", "start", "bench-vm", "--wait")
             boot = wait_guest(ip, timeout=90)["boot"]
             live = snapshot(lab, socket, ip, f"bench-snap-{i}")
+            live["steps"] = step_times(lab)
             assert wait_guest(ip)["boot"] == boot, "the guest restarted"
             drover(socket, "image", "delete", f"bench-snap-{i}")
             drover(socket, "server", "stop", "bench-vm", "--wait")
@@ -148,6 +174,8 @@ def main(argv=None):
         return 0
     data, rs = run(args.rounds, args.data_mib)
     col = {k: [r[k] for r in rs] for k in rs[0]}
+    steps = {k: [r["steps"][k] for r in rs if k in r["steps"]]
+             for k in rs[0]["steps"]}
     wall_ratio = [r["wall"] / r["convert"] for r in rs]
     copy_ratio = [r["copy"] / r["convert"] for r in rs if r["copy"]]
     size_ratio = [r["size"] / data for r in rs]
@@ -164,6 +192,8 @@ def main(argv=None):
     if stores:
         print(f"  of which into the store:  {spread(stores)} s "
               "(ssh copy to the controller, sha256 on the way)")
+    print("  task steps: " + ", ".join(
+        f"{k} {statistics.median(v):.3f}" for k, v in steps.items()) + " s")
     print(f"guest's longest pause:      {spread(col['pause_ms'], '{:.0f}')}"
           f" ms (pings every 10 ms; lost {col['lost']})  target <= 100")
     print(f"wall ratio snapshot/convert: {spread(wall_ratio, '{:.3f}')}  "
