@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from agent.common import disk
-from agent.common.errors import InvalidInput
+from agent.common.errors import DroverError, InvalidInput
 from agent.conf import CONF
 from agent.host import snapshots
 from agent.hypervisor import backup
@@ -60,6 +60,7 @@ def test_an_offline_snapshot_is_standalone_and_removed(tmp_path, mocker):
         assert made["method"] == "offline"
         info = disk.info(made["path"], "qcow2")
         assert info.backing_file is None and info.virtual_size == 16 << 20
+        assert made["virtual_size"] == 16 << 20
         assert made["sha256"] == snapshots.sha256_file(made["path"])
         again = agent.create(UUID, "local", IMAGE)   # found, not redone
         assert again["method"] is None and again["sha256"] == made["sha256"]
@@ -90,6 +91,9 @@ def test_a_snapshot_into_a_shared_store_leaves_nothing_beside_the_disk(
         assert made["path"] == str(store / IMAGE)
         assert made["sha256"] == snapshots.sha256_file(made["path"])
         assert disk.info(made["path"], "qcow2").virtual_size == 16 << 20
+        assert made["virtual_size"] == 16 << 20
+        with pytest.raises(DroverError, match="not a qcow2"):
+            snapshots.qcow2_virtual_size(str(d / "disk.info"))
         assert sorted(p.name for p in d.iterdir()) == ["disk", "disk.info"]
         assert sorted(p.name for p in store.iterdir()) == [IMAGE]
         # Not hashed when the controller hashes what it receives.
