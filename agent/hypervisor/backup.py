@@ -17,9 +17,12 @@ convert of the same disk takes 0.13-0.25 s, whether the guest runs or is
 paused (its CPU is not the cause); QEMU alone shows the same (0.48-0.84
 s, its 3.75 GiB of zero areas cost nothing; only its x-perf
 use-copy-range brings it to 0.14-0.41 s, and libvirt does not set it).
-A pull-mode job read by qemu-img convert over NBD was no faster
-(0.61-0.93 s).  The one faster way, an external snapshot, a convert of
-the base and an active commit with pivot, is not taken: it changes the
+A pull-mode job read by qemu-img convert over NBD was no faster: in
+one run, five rounds each on a loaded machine, 1.26-2.34 s against the
+push job's 1.26-2.10 s (and 0.23-1.21 s for qemu-img convert -U of the
+running disk); it reads through the same QEMU block node.  The one
+faster way, an external snapshot, a convert of the base and an active
+commit with pivot, is not taken: it changes the
 guest's chain twice, every failure between the two leaves the guest's
 newest writes in an overlay that must be committed back before the disk
 may move or be deleted (a promise at stake, for a few tenths of a
