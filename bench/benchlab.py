@@ -21,9 +21,12 @@ DROVER = [sys.executable, "-m", "agent.cli.main"]
 
 
 @contextlib.contextmanager
-def bench_fleet(name, network, hosts=2, controllers=None, database=None):
+def bench_fleet(name, network, hosts=2, controllers=None, database=None,
+                controller_options=None):
     """``controllers``, ``database``: as drover lab up's --controllers and
-    --database (default one controller on SQLite)."""
+    --database (default one controller on SQLite).  ``controller_options``:
+    a function of the lab giving options for the controller's
+    configuration ({group: {name: value}})."""
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
         lab = Lab(os.path.join(tmp, "lab"), name, network)
         try:
@@ -31,7 +34,10 @@ def bench_fleet(name, network, hosts=2, controllers=None, database=None):
             fleet.choose(lab, controllers, database)
             image = build_image(os.environ.get("DROVER_LAB_CACHE",
                                                CONF.lab.cache_dir))
-            yield lab, fleet.start(lab, image, progress=lambda m: None)
+            options = controller_options(lab) if controller_options \
+                else None
+            yield lab, fleet.start(lab, image, progress=lambda m: None,
+                                   controller_options=options)
         finally:
             fleet.down(lab, progress=lambda m: None)
 

@@ -6,6 +6,19 @@ OPTS = [
                help="UNIX socket of the controller's API for the CLI."),
     cfg.StrOpt("image_store_path", default="/var/lib/drover/image-store",
                help="Directory of the controller's image store."),
+    cfg.StrOpt("image_store_host_path", default="",
+               help="The image store's directory as every host sees it, "
+                    "when image_store_path is on storage the hosts share "
+                    "(e.g. an NFS export mounted on the controller and on "
+                    "each host). Set: a host writes a snapshot straight "
+                    "into the store, with no copy over SSH (the controller "
+                    "checks the file arrived there; a host that does not "
+                    "see the store fails the snapshot, nothing is kept). "
+                    "Empty (the default): the snapshot is written beside "
+                    "the instance's disk and copied into the store over "
+                    "SSH, its sha256 computed on the way. Trades a "
+                    "transfer of the whole image for every host mounting "
+                    "the store."),
     cfg.IntOpt("poll_interval", default=5, min=1,
                help="Seconds between polls of every host."),
     cfg.IntOpt("host_down_after", default=15, min=1,

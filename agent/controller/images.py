@@ -2,10 +2,13 @@
 
 An image is a file under [controller] image_store_path named by its UUID.
 A snapshot of an instance is recorded first ("saving", no file), then
-its file comes from the host into ``<uuid>.part``, is checked (size and
-the sha256 the host computed) and renamed into place, and the image
-becomes "active": only then may anything rely on it (shelve deletes the
-instance's disk only after this).
+its file either comes from the host over SSH into ``<uuid>.part``,
+hashed on the way, its size checked against the host's, and is renamed
+into place; or, when the store is shared with the hosts ([controller]
+image_store_host_path), the host writes it into the store itself and the
+controller checks it arrived there whole.  Then the image becomes
+"active": only then may anything rely on it (shelve deletes the
+instance's disk only after reading the stored file again).
 A host gets a copy (HostManager.upload: SFTP on the agent's SSH
 connection) the first time an instance needs it, into a ``.part`` file the
 agent checks (size, sha256) and renames into its cache, where it serves as
@@ -73,25 +76,59 @@ def new_snapshot(store, name, instance):
         uuid=image_uuid, status=SAVING, instance_uuid=instance["uuid"])
 
 
+def shared_store_dir():
+    """The image store as the hosts see it ([controller]
+    image_store_host_path), or None: not shared, snapshots come over
+    SSH."""
+    return CONF.controller.image_store_host_path or None
+
+
 def receive_snapshot(store, hosts, host, image, made):
     """Copy the snapshot file ``made`` (snapshot.create's answer) from
-    ``host`` into the store, check it, make the image active.  Damaged
-    (size or sha256 differ): DroverError, nothing kept.  Already in
-    place and checked (a resumed task): kept."""
+    ``host`` into the store, hashing it on the way (one pass: SSH
+    protects what it carries, the size shows it all came), make the
+    image active.  Damaged (size, or the sha256 when the host sent one,
+    differ): DroverError, nothing kept.  Already in place and checked (a
+    resumed task): kept."""
     dest = pathlib.Path(image["path"])
     if image["status"] == ACTIVE and dest.is_file():
         return image
     part = dest.with_suffix(".part")
     got = hosts.download(host, made["path"], str(part))
     size, digest = got["size"], got["sha256"]
-    if size != made["size"] or digest != made["sha256"]:
+    if size != made["size"] or made["sha256"] not in (None, digest):
         part.unlink(missing_ok=True)
         raise DroverError(f"the snapshot copied from {host} is damaged "
-                          f"({size} of {made['size']} bytes, sha256 "
-                          f"{'ok' if digest == made['sha256'] else 'bad'})")
+                          f"({size} of {made['size']} bytes"
+                          f"{', sha256 bad' if size == made['size'] else ''})")
     os.replace(part, dest)
     return store.update_image(image["uuid"], status=ACTIVE, size=size,
                               checksum=digest,
+                              virtual_size=made["virtual_size"])
+
+
+def adopt_snapshot(store, host, image, made):
+    """The snapshot ``made`` that ``host`` wrote straight into the store
+    (shared, [controller] image_store_host_path): it must be there under
+    the image's own name with the size the host wrote, then the image is
+    active with the sha256 the host computed of it (the same file: no
+    copy to check; shelve reads it again before it deletes a disk).
+    Not there whole: DroverError (the host does not see the store where
+    the option says), nothing kept."""
+    dest = pathlib.Path(image["path"])
+    if image["status"] == ACTIVE and dest.is_file():
+        return image
+    size = dest.stat().st_size if dest.is_file() else None
+    if pathlib.PurePosixPath(made["path"]).name != dest.name or \
+            size != made["size"] or not made["sha256"]:
+        found = "no such file" if size is None else \
+            f"{size} of its {made['size']} bytes"
+        raise DroverError(
+            f"{host} wrote the snapshot to {made['path']}, but the image "
+            f"store has {found} at {dest}: does {host} see the store at "
+            f"[controller] image_store_host_path?")
+    return store.update_image(image["uuid"], status=ACTIVE, size=size,
+                              checksum=made["sha256"],
                               virtual_size=made["virtual_size"])
 
 

@@ -2,6 +2,7 @@
 with the result shapes and errors of agent/host/{facts,instances,moves,
 live,storage,image_cache}.py, over the world of agent.sim.world."""
 import hashlib
+import os
 import uuid as uuidlib
 
 from agent.common.errors import Conflict, DroverError, InvalidInput, NotFound
@@ -140,26 +141,49 @@ class SimAgent:
         return (f"{self._path(storage, _uuid(uuid))}/snapshot-"
                 f"{_uuid(image_uuid)}.qcow2")
 
-    def snapshot_create(self, uuid, storage, image_uuid):
+    def snapshot_create(self, uuid, storage, image_uuid, dest_dir=None,
+                        checksum=True):
+        """``dest_dir``: the image store shared with the controller (a
+        real directory in a test): the file is written there for real."""
         uuid, dirs = _uuid(uuid), self._dirs(storage)
         disk = dirs.get(uuid)
         if disk is None:
             raise NotFound(f"no disk image at {self._path(storage, uuid)}"
                            "/disk")
-        made = image_uuid not in self.host.snapshots
-        if made:
-            self._write("writing the snapshot")
-            self.host.snapshots[image_uuid] = (storage, disk.data)
-        content = self.host.snapshots[image_uuid][1] or ""
+        path = self._snapshot_path(uuid, storage, image_uuid)
+        if dest_dir is None:
+            made = image_uuid not in self.host.snapshots
+            if made:
+                self._write("writing the snapshot")
+                self.host.snapshots[image_uuid] = (storage, disk.data)
+            content = self.host.snapshots[image_uuid][1] or ""
+        else:       # nothing of it on the host's own disks
+            path = os.path.join(dest_dir, _uuid(image_uuid))
+            made = not os.path.isfile(path)
+            if made:
+                self._write("writing the snapshot")
+                with open(path, "w") as f:
+                    f.write(disk.data or "")
+            with open(path) as f:
+                content = f.read()
         dom = self.host.domains.get(uuid)
-        return {"path": self._snapshot_path(uuid, storage, image_uuid),
-                "size": len(content.encode()), "virtual_size": disk.size,
-                "sha256": hashlib.sha256(content.encode()).hexdigest(),
+        return {"path": path, "size": len(content.encode()),
+                "virtual_size": disk.size,
+                "sha256": hashlib.sha256(content.encode()).hexdigest()
+                if checksum else None,
                 "method": (("live" if dom and dom.running else "offline")
-                           if made else None), "seconds": 0.0}
+                           if made else None), "seconds": 0.0,
+                "hash_seconds": 0.0 if checksum else None}
 
-    def snapshot_remove(self, uuid, storage, image_uuid):
+    def snapshot_remove(self, uuid, storage, image_uuid, dest_dir=None):
         _uuid(uuid), self._dirs(storage)
+        if dest_dir is not None:
+            path = os.path.join(dest_dir, _uuid(image_uuid))
+            found = os.path.isfile(path)
+            for p in (path, path + ".part"):
+                if os.path.isfile(p):
+                    os.unlink(p)
+            return {"removed": found}
         return {"removed": self.host.snapshots.pop(image_uuid, None)
                 is not None}
 

@@ -2,8 +2,14 @@
 the guest keeps running through a live snapshot, its disk chain ends as
 it began, the image holds the data of the snapshot's moment (and not
 what was written after), and a shelved guest comes back elsewhere with
-its data, MAC and address while its host's capacity was freed."""
+its data, MAC and address while its host's capacity was freed.
+
+The live snapshot goes through an image store on the lab's shared
+storage ([controller] image_store_host_path: the host writes the image
+into the store), the shelve through the default store the controller
+reaches over SSH: both ways on real hosts."""
 import json
+import os
 
 import libvirt
 import pytest
@@ -11,6 +17,9 @@ import pytest
 from coldmove import LOCAL, entries, read_data, write_data
 from helpers import wait_guest
 from live_helpers import allocated
+
+from agent.lab import fleet as lab_fleet
+from agent.lab.plan import SHARED_STORAGE
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +40,29 @@ def domain_xml(fleet, host, uuid):
         conn.close()
 
 
-def test_live_snapshot_keeps_the_guest_and_boots_elsewhere(fleet, servers):
+def _restart_controller(fleet, options=None):
+    fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)
+    lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None,
+                    controller_options=options)
+
+
+@pytest.fixture
+def shared_store(fleet):
+    """The controller with its image store on the lab's shared storage,
+    which the hosts see at SHARED_STORAGE/images; the store as it was
+    after the test."""
+    store = os.path.join(fleet.lab.files.shared_dir, "images")
+    _restart_controller(fleet, {"controller": {
+        "image_store_path": store,
+        "image_store_host_path": f"{SHARED_STORAGE}/images"}})
+    try:
+        yield store
+    finally:
+        _restart_controller(fleet)
+
+
+def test_live_snapshot_keeps_the_guest_and_boots_elsewhere(
+        fleet, servers, shared_store):
     servers += ["snap-src", "snap-copy"]
     server = fleet.create("snap-src")
     ip, host, uuid = server["addresses"], server["host"], server["id"]
@@ -44,6 +75,10 @@ def test_live_snapshot_keeps_the_guest_and_boots_elsewhere(fleet, servers):
                        "snap-img", "--wait")
     assert image["status"] == "active" and image["instance_uuid"] == uuid
     assert len(image["checksum"]) == 64 and image["size"] > 0
+    # Written by the host into the shared store, as the record says.
+    stored = os.path.join(shared_store, image["uuid"])
+    assert os.listdir(shared_store) == [image["uuid"]]
+    assert os.path.getsize(stored) == image["size"]
 
     after = wait_guest(ip)
     assert after["boot"] == before["boot"]          # never restarted
@@ -72,6 +107,7 @@ def test_live_snapshot_keeps_the_guest_and_boots_elsewhere(fleet, servers):
     fleet.delete_servers(["snap-copy"])
     fleet.cli("image", "delete", "snap-img")
     assert "snap-img" not in {i["Name"] for i in fleet.json("image", "list")}
+    assert os.listdir(shared_store) == []
 
 
 def test_shelve_then_unshelve_onto_another_host(fleet, servers):

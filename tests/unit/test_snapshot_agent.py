@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from agent.common import disk
+from agent.common.errors import DroverError, InvalidInput
 from agent.conf import CONF
 from agent.host import snapshots
 from agent.hypervisor import backup
@@ -59,6 +60,7 @@ def test_an_offline_snapshot_is_standalone_and_removed(tmp_path, mocker):
         assert made["method"] == "offline"
         info = disk.info(made["path"], "qcow2")
         assert info.backing_file is None and info.virtual_size == 16 << 20
+        assert made["virtual_size"] == 16 << 20
         assert made["sha256"] == snapshots.sha256_file(made["path"])
         again = agent.create(UUID, "local", IMAGE)   # found, not redone
         assert again["method"] is None and again["sha256"] == made["sha256"]
@@ -66,5 +68,41 @@ def test_an_offline_snapshot_is_standalone_and_removed(tmp_path, mocker):
         assert agent.remove(UUID, "local", IMAGE) == {"removed": False}
         assert sorted(p.name for p in d.iterdir()) == ["disk", "disk.info"]
         assert disk.info(str(d / "disk"), "qcow2").backing_file == str(base)
+    finally:
+        CONF.clear_override("instances_path", "agent")
+
+
+@pytest.mark.skipif(not shutil.which("qemu-img"), reason="no qemu-img")
+def test_a_snapshot_into_a_shared_store_leaves_nothing_beside_the_disk(
+        tmp_path, mocker):
+    CONF.set_override("instances_path", str(tmp_path / "inst"), "agent")
+    try:
+        d = tmp_path / "inst" / UUID
+        d.mkdir(parents=True)
+        disk.create(str(d / "disk"), size=16 << 20, fmt="qcow2")
+        (d / "disk.info").write_text('{"disk": "qcow2"}')
+        store = tmp_path / "store"
+        store.mkdir()
+        mocker.patch.object(snapshots.domains, "state",
+                            return_value=("shutoff", "unknown"))
+        agent = snapshots.Snapshots(conn=None)
+        made = agent.create(UUID, "local", IMAGE, dest_dir=str(store))
+        # Under the image's own name in the store, hashed once, there.
+        assert made["path"] == str(store / IMAGE)
+        assert made["sha256"] == snapshots.sha256_file(made["path"])
+        assert disk.info(made["path"], "qcow2").virtual_size == 16 << 20
+        assert made["virtual_size"] == 16 << 20
+        with pytest.raises(DroverError, match="not a qcow2"):
+            snapshots.qcow2_virtual_size(str(d / "disk.info"))
+        assert sorted(p.name for p in d.iterdir()) == ["disk", "disk.info"]
+        assert sorted(p.name for p in store.iterdir()) == [IMAGE]
+        # Not hashed when the controller hashes what it receives.
+        plain = agent.create(UUID, "local", IMAGE, checksum=False)
+        assert plain["sha256"] is None and plain["method"] == "offline"
+        assert agent.remove(UUID, "local", IMAGE, dest_dir=str(store)) == \
+            {"removed": True}
+        assert list(store.iterdir()) == []
+        with pytest.raises(InvalidInput):
+            agent.create(UUID, "local", IMAGE, dest_dir="store/../x")
     finally:
         CONF.clear_override("instances_path", "agent")

@@ -89,19 +89,94 @@ def test_a_failed_copy_leaves_no_image_and_the_guest_as_it_was(lab):
     assert lab.domains() == [("vm", "h1", "running")]
 
 
-def test_a_damaged_copy_is_refused_and_removed_everywhere(lab, mocker):
+def test_a_cut_copy_is_refused_and_removed_everywhere(lab, mocker):
     booted(lab)
     real = lab.svc.hosts.download
 
-    def damaged(host, remote, local):
+    def cut(host, remote, local):
         got = real(host, remote, local)
-        return dict(got, sha256="0" * 64)
-    mocker.patch.object(lab.svc.hosts, "download", damaged)
+        with open(local, "r+") as f:
+            f.truncate(got["size"] - 1)
+        return dict(got, size=got["size"] - 1)
+    mocker.patch.object(lab.svc.hosts, "download", cut)
     task = lab.op("snapshot", "vm", image_name="vm-snap")
     assert task["state"] == "failed" and "damaged" in task["error"]
     assert len(lab.store.list_images()) == 1
     assert os.listdir(CONF.controller.image_store_path) == []
     assert lab.fleet.host("h1").snapshots == {}      # undo removed it
+
+
+@pytest.fixture
+def shared(lab):
+    """The image store shared with the hosts, which see it where the
+    controller does."""
+    CONF.set_override("image_store_host_path",
+                      CONF.controller.image_store_path, "controller")
+    os.makedirs(CONF.controller.image_store_path, exist_ok=True)
+    yield lab
+    CONF.clear_override("image_store_host_path", "controller")
+
+
+def test_with_a_shared_store_the_host_writes_the_image_into_it(shared,
+                                                              mocker):
+    lab = shared
+    inst = booted(lab)
+    download = mocker.patch.object(lab.svc.hosts, "download",
+                                   side_effect=AssertionError("copied"))
+    before = len(lab.fleet.calls)
+    task = lab.op("snapshot", "vm", image_name="vm-snap")
+    assert task["state"] == "done", task["error"]
+    image = lab.store.get_image("vm-snap")
+    data = f"data-{inst['uuid']}"
+    assert image["status"] == "active" and image_file(lab, "vm-snap") == data
+    assert image["checksum"] == hashlib.sha256(data.encode()).hexdigest()
+    assert image["size"] == len(data) and images.verified(image)
+    # No copy over SSH, nothing on the host to remove, nothing else left.
+    assert not download.called
+    assert methods(lab, before) == ["snapshot.create"]
+    assert lab.fleet.host("h1").snapshots == {}
+    assert os.listdir(CONF.controller.image_store_path) == [image["uuid"]]
+    assert lab.domains() == [("vm", "h1", "running")]
+    assert lab.judge() == []
+
+
+def test_a_host_that_does_not_see_the_shared_store_fails_cleanly(
+        shared, tmp_path):
+    lab = shared
+    booted(lab)
+    elsewhere = tmp_path / "not-the-store"
+    elsewhere.mkdir()
+    CONF.set_override("image_store_host_path", str(elsewhere), "controller")
+    task = lab.op("snapshot", "vm", image_name="vm-snap")
+    assert task["state"] == "failed"
+    assert "image_store_host_path" in task["error"]
+    assert [i["name"] for i in lab.store.list_images()] == ["img"]
+    assert os.listdir(elsewhere) == []                  # undo removed it
+    assert os.listdir(CONF.controller.image_store_path) == []
+    inst = lab.store.get_instance("vm")
+    assert inst["status"] == "ACTIVE" and inst["task_state"] is None
+    assert lab.domains() == [("vm", "h1", "running")]
+
+
+def test_shelve_through_a_shared_store_deletes_the_disk_after_the_check(
+        shared, mocker):
+    lab = shared
+    inst = booted(lab)
+    check = mocker.patch.object(images, "verified", return_value=False)
+    task = lab.op("shelve", "vm")
+    assert task["state"] == "failed" and "disk is kept" in task["error"]
+    assert lab.directories() == [("local/h1", "vm")]    # the disk stays
+    assert os.listdir(CONF.controller.image_store_path) == []
+    assert lab.judge(had_data={inst["uuid"]}) == []
+    check.side_effect = None
+    mocker.stopall()
+    task = lab.op("shelve", "vm")
+    assert task["state"] == "done", task["error"]
+    image = lab.store.get_image("vm-shelved")
+    assert images.verified(image)
+    assert image_file(lab, "vm-shelved") == f"data-{inst['uuid']}"
+    assert lab.domains() == [] and lab.directories() == []
+    assert lab.judge(had_data={inst["uuid"]}) == []
 
 
 def test_snapshot_refusals_are_one_line_before_anything_is_made(lab):

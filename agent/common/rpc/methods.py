@@ -176,12 +176,14 @@ AGENT = table(
 
     # -- snapshots of an instance's disk (agent.host.snapshots) ----------
     Method("snapshot.create", ("uuid", "storage", "image_uuid"),
-           timeout=3600,
+           ("dest_dir", "checksum"), timeout=3600,
            doc="A standalone compact qcow2 of the disk as it is now (a "
                "running guest: libvirt's backup job, no pause; stopped: "
-               "qemu-img), beside it; found made: kept.  Path, size, "
-               "sha256."),
+               "qemu-img), beside it or in dest_dir (the image store, "
+               "shared); found made: kept.  Path, size, sha256 (if "
+               "checksum)."),
     Method("snapshot.remove", ("uuid", "storage", "image_uuid"),
+           ("dest_dir",),
            doc="Remove that snapshot file; absent: False."),
 
     # -- is a storage shared? (agent.host.storage) ------------------------

@@ -6,12 +6,20 @@ image-create), without stopping it.
 2. copy:   snapshot.create on the instance's host: a  undo: that file
            standalone compact qcow2 of the disk as    removed (a gone
            it is now (running: libvirt's backup job,  host: left in the
-           no pause; stopped: qemu-img convert)       instance directory)
-3. store:  the file copied into the image store, its size and sha256
-           checked against the host's, the image active
-4. clean:  the host's file removed: the guest's disk chain ends as it
-           began, and no temporary file is left
+           no pause; stopped: qemu-img convert),      instance directory)
+           beside the disk, or straight into the
+           store when the hosts share it
+3. store:  not shared: the file copied into the image store over SSH,
+           hashed on the way, its size checked against the host's;
+           shared: the host's file found in the store, whole; the image
+           active with its size and sha256
+4. clean:  not shared: the host's file removed (shared: nothing is on
+           the host); the guest's disk chain ends as it began, and no
+           temporary file is left
 5. done:   the task cleared; the instance as it was (ACTIVE or SHUTOFF)
+
+Where the file goes is decided once, in the first step, and kept in the
+task: a resumed task does not change course with the configuration.
 
 Resumed forward after a controller restart: every step finds what it
 made before.  A failure leaves the instance as it was, with the reason,
@@ -46,7 +54,8 @@ def precheck(services, inst, params):
 
 def find_host(ctx):
     inst = common.instance(ctx)
-    return {"host": inst["host"], "storage": inst["storage"]}
+    return {"host": inst["host"], "storage": inst["storage"],
+            "store_dir": images.shared_store_dir()}
 
 
 def _ours(ctx):
@@ -75,31 +84,42 @@ def unrecord(ctx):
 
 def copy(ctx):
     ctx.progress(f"copying the disk on {ctx['host']}")
+    shared = ctx.get("store_dir")
     made = common.agent_call(ctx, ctx["host"], "snapshot.create",
                              uuid=ctx.params["uuid"], storage=ctx["storage"],
-                             image_uuid=ctx["image_uuid"])
+                             image_uuid=ctx["image_uuid"], dest_dir=shared,
+                             checksum=bool(shared))
     ctx.progress(f"disk copied ({made['method'] or 'found'}, "
-                 f"{made['size'] >> 20} MiB in {made['seconds'] or 0} s)")
+                 f"{made['size'] >> 20} MiB in {made['seconds'] or 0} s"
+                 f"{' into the shared store' if shared else ''})")
     return {"made": made}
 
 
 def remove_copy(ctx):
     steps.leave_if_unreachable(
         ctx, ctx["host"], "snapshot.remove", None, uuid=ctx.params["uuid"],
-        storage=ctx["storage"], image_uuid=ctx["image_uuid"])
+        storage=ctx["storage"], image_uuid=ctx["image_uuid"],
+        dest_dir=ctx.get("store_dir"))
 
 
 def store(ctx):
-    ctx.progress("copying the snapshot into the image store")
     started = time.monotonic()
     image = ctx.services.store.get_image(ctx["image_uuid"])
-    image = images.receive_snapshot(ctx.services.store, ctx.services.hosts,
-                                    ctx["host"], image, ctx["made"])
+    if ctx.get("store_dir"):
+        image = images.adopt_snapshot(ctx.services.store, ctx["host"],
+                                      image, ctx["made"])
+    else:
+        ctx.progress("copying the snapshot into the image store")
+        image = images.receive_snapshot(
+            ctx.services.store, ctx.services.hosts, ctx["host"], image,
+            ctx["made"])
     ctx.progress(f"image {image['name']} active, sha256 {image['checksum']}")
     return {"store_seconds": round(time.monotonic() - started, 3)}
 
 
 def clean(ctx):
+    if ctx.get("store_dir"):
+        return      # the file is the image now, in the store: keep it
     common.agent_call(ctx, ctx["host"], "snapshot.remove",
                       uuid=ctx.params["uuid"], storage=ctx["storage"],
                       image_uuid=ctx["image_uuid"])
