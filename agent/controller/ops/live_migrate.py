@@ -6,7 +6,7 @@
 3. checks:   pre-checks (live_checks), the shared-storage probe (the
              API's, when it probed the given destination), block or
              shared migration, the source's disk facts
-   predict:  with ``predict`` asked for: the prediction (agent.controller
+   predict:  only with ``predict`` asked for: the prediction (agent.controller
              .move_prediction, about 1 s of dirty-rate measurement)
              stored in the migration record; a failed measurement is
              recorded as such and does not stop the migration
@@ -23,7 +23,8 @@
              the point of no return (nothing is undone after it)
 7. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
-             (recorded in the host clean-up table if that fails)
+             (recorded in the host clean-up table if that fails; shared
+             storage leaves nothing on the source)
 
 Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
@@ -154,8 +155,6 @@ def checks(ctx):
 
 
 def predict(ctx):
-    if not ctx.params.get("predict"):
-        return
     inst = common.instance(ctx)
     try:
         made = move_prediction.predict_move(ctx.services, inst, ctx["dest"],
@@ -328,13 +327,15 @@ def finish(ctx):
                              **ctx["final"], "percent": 100,
                              "elapsed": ctx["elapsed"],
                              "downtime_ms": ctx["downtime_ms"]})
-    try:
-        common.agent_call(ctx, source, "live.cleanup_source", uuid=uuid,
-                          storage=inst["storage"])
-    except DroverError as err:      # the guest has moved; tidy up later
-        LOG.warning("instance %s: cleaning %s after live migration: %s",
-                    uuid, source, err)
-        if inst["storage"] == "local":
+    # Only a local directory is left on the source (on shared storage the
+    # directory is the guest's, now used from the destination).
+    if inst["storage"] == "local":
+        try:
+            common.agent_call(ctx, source, "live.cleanup_source", uuid=uuid,
+                              storage=inst["storage"])
+        except DroverError as err:      # the guest has moved; tidy up later
+            LOG.warning("instance %s: cleaning %s after live migration: %s",
+                        uuid, source, err)
             store.record_cleanup(source, uuid, inst["storage"], ["files"],
                                  reason=f"after live migration: "
                                  f"{one_line(err)}")
@@ -451,11 +452,15 @@ def _record(ctx, status):
 
 
 def workflow(params):
+    # The predict step only when asked for: a step costs a few writes of
+    # the task log even when it does nothing (the params of a task never
+    # change, so a resumed task has the same steps).
+    predicting = [Step("predict", predict)] if params.get("predict") else []
     return Workflow(KIND, [
         Step("record", record),
         Step("schedule", schedule, unschedule),
         Step("checks", checks),
-        Step("predict", predict),
+        *predicting,
         Step("prepare", prepare, clean_dest),
         Step("migrate", migrate, stop_job),
         # The job completed: the guest runs on the destination, so from
