@@ -5,7 +5,9 @@ same guest between the same two hosts, in the same run.
 A shared-storage guest goes h1 -> h2 -> h1 with drover, then h1 -> h2 ->
 h1 with virsh (so drover's database is right again before drover's next
 pair), for several rounds.  Wall time (what the operator waits: CLI to
-end for drover, the virsh command for virsh) for each; then, in rounds
+end for drover, the virsh command for virsh: from the command's start
+until it returned with the guest running on the destination, which
+libvirt there confirms after each move, untimed) for each; then, in rounds
 of their own (pings make the guest dirty memory, which slows a
 migration), downtime measured the same way for both from outside: the
 guest is pinged every 10 ms from the lab's bridge and the longest run
@@ -46,11 +48,22 @@ def _virsh(uri, *args):
     return proc.stdout
 
 
+def running_on(host, uuid):
+    """After a timed move (not timed): the guest runs on ``host``, as
+    libvirt there says, for both tools alike."""
+    state = _virsh(host["libvirt_uri"], "domstate", uuid).strip()
+    if state != "running":
+        raise RuntimeError(f"guest {uuid} is {state!r} on {host['name']} "
+                           "after its move")
+
+
 def virsh_migrate(src, dst, uuid):
     start = time.perf_counter()
     _virsh(src["libvirt_uri"], "migrate", *VIRSH_FLAGS, "--migrateuri",
            f"tcp://{dst['address']}", uuid, dst["libvirt_uri"])
-    return time.perf_counter() - start, None
+    took = time.perf_counter() - start
+    running_on(dst, uuid)
+    return took, None
 
 
 def pinged(lab, address, migrate):
@@ -107,9 +120,13 @@ def compare(lab, socket, hosts, rounds):
         drover_migrate(socket, name, dst)
     results = {"drover": [], "virsh": [], "drover_down": [],
                "virsh_down": []}
+    def drover_move(dst):
+        out = drover_migrate(socket, name, dst)
+        running_on(dst, srv["id"])
+        return out
+
     moves = {
-        "drover": [lambda d=dst: drover_migrate(socket, name, d)
-                   for dst in (h2, h1)],
+        "drover": [lambda d=dst: drover_move(d) for dst in (h2, h1)],
         "virsh": [lambda s=src, d=dst: virsh_migrate(s, d, srv["id"])
                   for src, dst in ((h1, h2), (h2, h1))]}
     # Wall time unperturbed; downtime in rounds of its own, since 100

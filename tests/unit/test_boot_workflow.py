@@ -107,3 +107,22 @@ def test_task_wait_returns_on_progress_or_end(lab):
     assert same["state"] == "running" and time.monotonic() - started >= 0.3
     svc.store.task_finish(tid, "done")
     assert task_wait(svc, tid, progress="scheduling")["state"] == "done"
+
+
+def test_task_wait_is_woken_by_a_change_of_the_task(lab):
+    """task.wait sleeps on the store's change notice, not on polls: a
+    change made in another thread wakes it; no change, no wake-up."""
+    import threading
+    from agent.controller.api.servers import task_wait
+    lab.use_real_clock()
+    store = lab.svc.store
+    tid = store.task_create("boot", {"uuid": "x"})
+    seen = store.task_generation()
+    assert not store.wait_task_change(seen, 0.05)
+    threading.Timer(0.05, store.task_progress, (tid, "placing")).start()
+    assert store.wait_task_change(seen, 30)
+    assert task_wait(lab.svc, tid, progress=None)["progress"] == "placing"
+    seen = store.task_generation()
+    threading.Timer(0.05, store.task_finish, (tid, "done")).start()
+    assert store.wait_task_change(seen, 30)
+    assert task_wait(lab.svc, tid, progress="placing")["state"] == "done"

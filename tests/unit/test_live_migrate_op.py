@@ -309,3 +309,33 @@ def test_guest_found_on_the_destination_keeps_its_claim(svc):
     assert inst["status"] == "ERROR" and "runs on h2" in inst["error"]
     assert _on_h2(svc) == [(1, 256)]
     assert mig["status"] == "failed"
+
+
+def test_no_room_on_the_destination_fails_the_record_and_claims_nothing(
+        svc):
+    inst = _running_on_h1(svc)
+    svc.store.claim("h2", "someone-else", 1, 3584, 1)
+    inst, task, mig = _live_migrate(svc, inst)
+    assert task["state"] == "failed"
+    assert (mig["status"], bool(mig["error"])) == ("failed", True)
+    assert [a["consumer"] for a in svc.store.list_allocations(host="h2")] \
+        == ["someone-else"]
+    assert (inst["status"], inst["host"], inst["error"]) == \
+        ("ACTIVE", "h1", None)
+
+
+def test_scheduling_again_keeps_one_record_and_one_claim(svc):
+    """A controller that died in the schedule step runs it again: the
+    same migration record and the claim it already holds."""
+    from agent.controller.ops import OPERATIONS
+    from agent.controller.tasks.workflow import Context
+    inst = _running_on_h1(svc)
+    op = OPERATIONS["live-migrate"]
+    params = {"uuid": inst["uuid"], "host": "h2", "shared": False,
+              "action": op.name}
+    outs = [live_migrate.schedule(Context(task_id=1, params=params,
+                                          services=svc))
+            for _ in range(2)]
+    assert outs[0] == outs[1] and outs[0]["dest"] == "h2"
+    assert len(svc.store.list_migrations(instance_uuid=inst["uuid"])) == 1
+    assert len(svc.store.list_allocations(host="h2")) == 1

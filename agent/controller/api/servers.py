@@ -10,7 +10,7 @@ from agent.controller.api.views import (event_rows, rescue_note,
                                         server_detail, server_row)
 from agent.controller.ops import boot, rescue
 
-TASK_WAIT_POLL = 0.01       # a read of the local store
+TASK_WAIT_POLL = 0.5        # a read of the store when not woken
 
 
 def _image_names(svc):
@@ -120,14 +120,19 @@ def task_cancel(svc, id):
 def task_wait(svc, id, progress=None, timeout=2.0):
     """The task once it has ended or its progress is no longer
     ``progress``, or after ``timeout`` seconds (at most 10): the CLI's
-    --wait learns of both at once instead of sleeping between polls."""
+    --wait learns of both at once instead of sleeping between polls.
+    Woken by the store when this controller changes a task; read again
+    every TASK_WAIT_POLL seconds all the same (a change written by
+    another controller)."""
     deadline = time.monotonic() + min(float(timeout), 10.0)
     while True:
+        seen = svc.store.task_generation()
         task = task_show(svc, id)
+        left = deadline - time.monotonic()
         if task["state"] in ("done", "failed", "superseded") or \
-                task["progress"] != progress or time.monotonic() >= deadline:
+                task["progress"] != progress or left <= 0:
             return task
-        time.sleep(TASK_WAIT_POLL)
+        svc.store.wait_task_change(seen, min(left, TASK_WAIT_POLL))
 
 
 METHODS = {

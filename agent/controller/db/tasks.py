@@ -17,6 +17,7 @@ leader's write raises Deposed and changes nothing.  Rows decided on are
 taken with FOR UPDATE (the instance a task admits, the task it ends).
 """
 import logging
+import threading
 
 from sqlalchemy import select, update
 
@@ -34,6 +35,20 @@ ENDED = ("done", "failed", "superseded")
 TASK_STATES = UNFINISHED + ENDED
 
 
+# Bumped after every committed change of a task's state or progress in
+# this process: a waiter (the API's task.wait) sleeps until it moves
+# instead of polling the database.
+_changes = threading.Condition()
+_generation = 0
+
+
+def _changed():
+    global _generation
+    with _changes:
+        _generation += 1
+        _changes.notify_all()
+
+
 def _task(s, task_id, lock=False):
     stmt = select(Task).where(Task.id == task_id)
     return one(s, stmt.with_for_update() if lock else stmt,
@@ -47,6 +62,19 @@ def _step(s, task_id, name):
 
 
 class TasksMixin:
+    def task_generation(self):
+        """A number that changes whenever this process commits a change
+        of a task's state or progress (see ``wait_task_change``)."""
+        return _generation
+
+    def wait_task_change(self, seen, timeout):
+        """Wait until ``task_generation()`` is no longer ``seen`` or
+        ``timeout`` seconds passed; True if it changed.  Changes made by
+        another process (a standby that took over) are not seen: callers
+        read the task again after ``timeout``."""
+        with _changes:
+            return _changes.wait_for(lambda: _generation != seen, timeout)
+
     def _stamp(self, s, task_id):
         """Mark the task as written in this leader's term."""
         if self.db.term is not None:
@@ -141,6 +169,12 @@ class TasksMixin:
         too, so an instance is never stuck busy."""
         if state not in TASK_STATES:
             raise ValueError(f"unknown task state {state}")
+        try:
+            self._end_task(task_id, state, error)
+        finally:
+            _changed()
+
+    def _end_task(self, task_id, state, error):
         with self.db.write() as s:
             task = _task(s, task_id, lock=True)
             task.state, task.error = state, error
@@ -162,6 +196,7 @@ class TasksMixin:
         with self.db.write() as s:
             _task(s, task_id).progress = message
             self._stamp(s, task_id)
+        _changed()
 
     def steps_get(self, task_id):
         """The task's steps in order: dicts with index, name, state, data,

@@ -1,29 +1,31 @@
 """Live-migrate a running instance to another host.
 
-1. record:   the migration record (live-migration, pre-migrating)
-2. schedule: the destination (given or the scheduler's), claimed with the
-             migration's uuid                     undo: release the claim
-3. checks:   pre-checks (live_checks), the shared-storage probe (the
+1. schedule: the migration record (live-migration, pre-migrating; the
+             one in progress when resumed), then the destination (given
+             or the scheduler's), claimed with the migration's uuid
+             (a claim already held is kept)       undo: release the claim
+2. checks:   pre-checks (live_checks), the shared-storage probe (the
              API's, when it probed the given destination), block or
              shared migration, the source's disk facts
-   predict:  with ``predict`` asked for: the prediction (agent.controller
+   predict:  only with ``predict`` asked for: the prediction (agent.controller
              .move_prediction, about 1 s of dirty-rate measurement)
              stored in the migration record; a failed measurement is
              recorded as such and does not stop the migration
-4. prepare:  image in the destination's cache, instance directory, block
+3. prepare:  image in the destination's cache, instance directory, block
              migration disks, bridge check        undo: clean the destination
                                                   (libvirt's incoming copy,
                                                   the directory; see
                                                   agent.host.migration
                                                   .dest_cleanup)
-5. migrate:  the job started on the source agent  undo: abort it; the guest
+4. migrate:  the job started on the source agent  undo: abort it; the guest
                                                   stays on the source
-6. monitor:  wait (long polls) until the job ends, recording progress;
+5. monitor:  wait (long polls) until the job ends, recording progress;
              failed or cancelled jobs fail the task; a completed one is
              the point of no return (nothing is undone after it)
-7. finish:   the instance's host is the destination, claims moved, the
+6. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
-             (recorded in the host clean-up table if that fails)
+             (recorded in the host clean-up table if that fails; shared
+             storage leaves nothing on the source)
 
 Resumed forward after a controller restart: the job keeps running in the
 source agent and ``migration.start`` with the same migration uuid finds
@@ -110,9 +112,7 @@ def _set_migration(ctx, **values):
 
 # -- steps --------------------------------------------------------------------
 
-def record(ctx):
-    store = ctx.services.store
-    inst = common.instance(ctx)
+def _migration_record(store, inst, ctx):
     mig = in_progress(store, inst["uuid"]) or store.create_migration(
         inst["uuid"], TYPE, inst["host"], dest_host=ctx.params.get("host"))
     return {"migration_uuid": mig["uuid"], "migration_id": mig["id"],
@@ -120,19 +120,27 @@ def record(ctx):
 
 
 def schedule(ctx):
+    """The record and the claim in one step: both are idempotent (a
+    resumed step finds the migration in progress and the claim it holds),
+    and a step of its own cost the record a round of task-log writes."""
     store = ctx.services.store
     inst = common.instance(ctx)
+    # Known at once to the undo and the failure hook, should placing fail.
+    ctx.data.update(_migration_record(store, inst, ctx))
     ctx.progress("scheduling")
     dest = placement.place(
         store, inst["flavor"], ctx["migration_uuid"], inst["uuid"],
         ignore_hosts=(ctx["source"],), force_host=ctx.params.get("host"),
         availability_zone=inst["requested_availability_zone"])
     _set_migration(ctx, dest_host=dest)
-    return {"dest": dest}
+    return {"migration_uuid": ctx["migration_uuid"],
+            "migration_id": ctx["migration_id"], "source": ctx["source"],
+            "dest": dest}
 
 
 def unschedule(ctx):
-    ctx.services.store.release(ctx["migration_uuid"])
+    if ctx.get("migration_uuid"):
+        ctx.services.store.release(ctx["migration_uuid"])
 
 
 def checks(ctx):
@@ -154,8 +162,6 @@ def checks(ctx):
 
 
 def predict(ctx):
-    if not ctx.params.get("predict"):
-        return
     inst = common.instance(ctx)
     try:
         made = move_prediction.predict_move(ctx.services, inst, ctx["dest"],
@@ -328,13 +334,15 @@ def finish(ctx):
                              **ctx["final"], "percent": 100,
                              "elapsed": ctx["elapsed"],
                              "downtime_ms": ctx["downtime_ms"]})
-    try:
-        common.agent_call(ctx, source, "live.cleanup_source", uuid=uuid,
-                          storage=inst["storage"])
-    except DroverError as err:      # the guest has moved; tidy up later
-        LOG.warning("instance %s: cleaning %s after live migration: %s",
-                    uuid, source, err)
-        if inst["storage"] == "local":
+    # Only a local directory is left on the source (on shared storage the
+    # directory is the guest's, now used from the destination).
+    if inst["storage"] == "local":
+        try:
+            common.agent_call(ctx, source, "live.cleanup_source", uuid=uuid,
+                              storage=inst["storage"])
+        except DroverError as err:      # the guest has moved; tidy up later
+            LOG.warning("instance %s: cleaning %s after live migration: %s",
+                        uuid, source, err)
             store.record_cleanup(source, uuid, inst["storage"], ["files"],
                                  reason=f"after live migration: "
                                  f"{one_line(err)}")
@@ -451,11 +459,14 @@ def _record(ctx, status):
 
 
 def workflow(params):
+    # The predict step only when asked for: a step costs a few writes of
+    # the task log even when it does nothing (the params of a task never
+    # change, so a resumed task has the same steps).
+    predicting = [Step("predict", predict)] if params.get("predict") else []
     return Workflow(KIND, [
-        Step("record", record),
         Step("schedule", schedule, unschedule),
         Step("checks", checks),
-        Step("predict", predict),
+        *predicting,
         Step("prepare", prepare, clean_dest),
         Step("migrate", migrate, stop_job),
         # The job completed: the guest runs on the destination, so from

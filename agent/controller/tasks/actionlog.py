@@ -12,14 +12,23 @@ class ActionTaskLog:
     def __init__(self, store):
         self.store = store
         self._events = {}
+        self._actions = {}      # task id -> (action id, kind)
         self._lock = threading.Lock()
 
     def __getattr__(self, name):        # the rest of the task log
         return getattr(self.store, name)
 
     def _action(self, task_id):
-        task = self.store.task_get(task_id)
-        return task["params"].get("action_id"), task["kind"]
+        """The task's action and kind, read once per task (a task's params
+        never change): a read of the store less for every step."""
+        with self._lock:
+            known = self._actions.get(task_id)
+        if known is None:
+            task = self.store.task_get(task_id)
+            known = task["params"].get("action_id"), task["kind"]
+            with self._lock:
+                self._actions[task_id] = known
+        return known
 
     def step_started(self, task_id, index, name):
         self.store.step_started(task_id, index, name)
@@ -64,5 +73,7 @@ class ActionTaskLog:
         self.store.task_finish(task_id, state, error)
         if state in ("done", "failed", "superseded"):
             action_id, _ = self._action(task_id)
+            with self._lock:
+                self._actions.pop(task_id, None)
             if action_id is not None:
                 self.store.finish_action(action_id, error)

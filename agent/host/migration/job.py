@@ -214,8 +214,11 @@ class MigrationJob:
         self._event.set()
 
     def _migrate(self, dom):
+        called = time.monotonic()
         try:
             dom.migrateToURI3(self.dest_uri, self.params, self.flags)
+            LOG.info("migration of %s: migrateToURI3 returned after %.3f s",
+                     self.instance_uuid, time.monotonic() - called)
         except libvirt.libvirtError as err:
             self._error = one_line(err)
         except Exception as err:
