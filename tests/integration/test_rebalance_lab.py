@@ -22,6 +22,14 @@ def _burning(fleet, names):
     return all((cpu.get(n) or 0) > 0.05 for n in names)
 
 
+def _stop_burning(fleet, names):
+    for name in names:
+        try:
+            guest_get(fleet.server(name)["addresses"], "/cgi-bin/dirty?mbps=0")
+        except Exception:       # noqa: BLE001 - best effort
+            pass
+
+
 def _placement(fleet):
     return {s["Name"]: s["Host"] for s in fleet.json("server", "list")}
 
@@ -97,12 +105,7 @@ def test_rebalance_spreads_cpu_burners_and_keeps_anti_affinity(fleet,
         print(f"measured spread {spread_before:.4f} -> {spread_after:.4f}")
         assert spread_after < spread_before
     finally:
-        for name in burners:
-            try:
-                guest_get(fleet.server(name)["addresses"],
-                          "/cgi-bin/dirty?mbps=0")
-            except Exception:       # noqa: BLE001 - best effort
-                pass
+        _stop_burning(fleet, burners)
         fleet.delete_servers(servers)
         fleet.cli("server", "group", "delete", "rb-anti", check=False)
 
@@ -152,10 +155,5 @@ def test_automatic_rebalance_waits_its_hold_time(fleet, servers):
             assert wait_guest(fleet.server(name)["addresses"])["boot"] == \
                 boots[name]
     finally:
-        for name in burners:
-            try:
-                guest_get(fleet.server(name)["addresses"],
-                          "/cgi-bin/dirty?mbps=0")
-            except Exception:       # noqa: BLE001 - best effort
-                pass
+        _stop_burning(fleet, burners)
         restart_controller(fleet)
