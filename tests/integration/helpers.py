@@ -226,6 +226,15 @@ def controller_pid(fleet):
     raise AssertionError("no controller")
 
 
+def process_alive(pid):
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def restart_controller(fleet, kill=False, options=None):
     """Stop the controller (SIGKILL first with ``kill``) and start it
     again with ``options`` ({group: {name: value}}) added to its

@@ -123,7 +123,8 @@ def test_libvirt_refuses_the_domain_on_the_destination(fleet, guest):
         f"<domain type='qemu'><name>instance-{server['id']}</name>"
         "<uuid>00000000-0000-4000-8000-00000000c01d</uuid>"
         "<memory unit='MiB'>32</memory>"
-        "<os><type arch='x86_64'>hvm</type></os></domain>")
+        "<os><type arch='x86_64'>hvm</type></os>"
+        "<features><acpi/></features></domain>")
     try:
         task = fleet.wait_task(_start_migration(fleet, guest["name"], dest))
         assert task["state"] == "failed"
@@ -139,15 +140,15 @@ def test_libvirt_refuses_the_domain_on_the_destination(fleet, guest):
 
 def test_controller_restart_mid_copy_finishes_the_move(fleet, guest):
     from agent.lab import fleet as lab_fleet
-    from test_control_plane import _alive, _controller_pid
+    from helpers import controller_pid, process_alive
     server, source, dest, boot = _begin(fleet, guest)
     task_id = _start_migration(fleet, guest["name"], dest)
     pid = pause_receiver(server["id"])
     try:
-        controller = _controller_pid(fleet)
+        controller = controller_pid(fleet)
         os.kill(controller, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(controller):
+        while process_alive(controller):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import controller_pid, guest_status, wait_for, wait_guest
+from helpers import (controller_pid, guest_status, process_alive, wait_for,
+                     wait_guest)
 
 pytestmark = pytest.mark.integration
 
@@ -215,7 +216,7 @@ def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
         pid = controller_pid(fleet)
         import os
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda p=pid: not _alive(p), 10, "controller not dead")
+        wait_for(lambda p=pid: not process_alive(p), 10, "controller not dead")
         fleet.lab.stop_daemon(None, lab_fleet.CONTROLLER)
         lab_fleet.start(fleet.lab, image_path=None, progress=lambda m: None)
     wait_for(lambda: all(fleet.server(n)["task_state"] is None
@@ -230,14 +231,6 @@ def test_controller_killed_mid_boot_leaves_no_orphan(fleet, servers):
         assert seen.get(uuid) == [rec["host"]], (rec["name"], seen.get(uuid))
     known = {s["ID"] for s in fleet.json("server", "list")}
     assert set(seen) <= known, "a domain without a record"
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_json_output_is_machine_readable(fleet):

@@ -24,6 +24,7 @@ QEMU_LOCK = 'Failed to get "write" lock'
 LEASE_LOCK = "is locked"           # virtlockd: Lockspace resource '...'
 DOMAIN = ("<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
           "</memory><os><type arch='x86_64'>hvm</type></os>"
+          "<features><acpi/></features>"
           "<devices>{disks}</devices></domain>")
 DISK = ("<disk type='file' device='disk'><driver name='qemu' "
         "type='qcow2'/><source file='{path}'/><target dev='{dev}' "

@@ -215,6 +215,7 @@ SCRATCH = """<domain type='qemu'>
   <memory unit='MiB'>32</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64'>hvm</type></os>
+  <features><acpi/></features>
   <devices/>
 </domain>"""
 # fence_virsh's own default, after the lab's strict ssh_config.

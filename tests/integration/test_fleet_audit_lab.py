@@ -64,7 +64,8 @@ def test_orphan_domain_defined_through_libvirt(fleet, baseline):
     uuid = str(uuidlib.uuid4())
     xml = (f"<domain type='qemu'><name>fa-orphan-{uuid[:8]}</name>"
            f"<uuid>{uuid}</uuid><memory unit='MiB'>64</memory>"
-           "<os><type arch='x86_64'>hvm</type></os></domain>")
+           "<os><type arch='x86_64'>hvm</type></os>"
+           "<features><acpi/></features></domain>")
     conn = _libvirt(fleet, host)
     try:
         dom = conn.defineXML(xml)

@@ -40,7 +40,8 @@ def test_a_domain_defined_on_one_host_is_not_on_another(lab_hosts):
     first, second = lab_hosts[:2]
     name = f"lab-probe-{uuid.uuid4().hex[:8]}"
     xml = (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
-           "</memory><os><type arch='x86_64'>hvm</type></os></domain>")
+           "</memory><os><type arch='x86_64'>hvm</type></os>"
+           "<features><acpi/></features></domain>")
     a = libvirt.open(first["libvirt_uri"])
     b = libvirt.open(second["libvirt_uri"])
     try:

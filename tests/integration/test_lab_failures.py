@@ -21,7 +21,8 @@ FENCE_AGENT = os.path.join(os.path.dirname(sys.executable),
                            "fence_drover_lab")
 # A real QEMU with no disk: enough to see a guest die with its host.
 GUEST = ("<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
-         "</memory><os><type arch='x86_64'>hvm</type></os></domain>")
+         "</memory><os><type arch='x86_64'>hvm</type></os>"
+         "<features><acpi/></features></domain>")
 
 
 def _lab_cli(the_lab, *args):

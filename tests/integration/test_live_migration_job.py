@@ -25,7 +25,8 @@ def _opts(**kw):
                   downtime_delay=75, completion_timeout=800,
                   timeout_action="abort", permit_auto_converge=False,
                   permit_post_copy=False, bandwidth=0,
-                  monitor_interval=0.1, max_concurrent=1)
+                  monitor_interval=0.1, max_concurrent=1,
+                  permit_tcg_dirty_page_loss=False)
     values.update(kw)
     return types.SimpleNamespace(**values)
 
