@@ -32,7 +32,7 @@ import time
 import pytest
 
 from coldmove import SHARED, entries, read_data, write_data
-from helpers import new_findings, wait_for, wait_guest
+from helpers import new_findings, process_alive, wait_for, wait_guest
 
 pytestmark = pytest.mark.integration
 
@@ -214,14 +214,6 @@ def _controller_pid(fleet):
     raise AssertionError("no controller running")
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _power_off_and_fence(fleet, host):
     fleet.lab.host_stop(host)
     wait_for(lambda: _state(fleet, host) == "down", 60,
@@ -270,7 +262,7 @@ def test_controller_killed_mid_evacuation_resumes(own_fleet):
                   "no evacuation record")
         pid = _controller_pid(fleet)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not _alive(pid), 10, "controller not dead")
+        wait_for(lambda: not process_alive(pid), 10, "controller not dead")
         _restart_controller(fleet)
         wait_for(lambda: fleet.server("ck-shared")["task_state"] is None,
                   180, "the evacuation did not settle")

@@ -13,7 +13,7 @@ import libvirt
 import pytest
 
 from coldmove import assert_only_on, pause_receiver, read_data, write_data
-from helpers import audit_rows, wait_for, wait_guest
+from helpers import audit_rows, process_alive, wait_for, wait_guest
 from live_helpers import agent_options
 
 pytestmark = pytest.mark.integration
@@ -35,21 +35,13 @@ def _leader(fleet):
     raise AssertionError(f"no lab controller at {path}")
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _kill_leader(fleet):
     """SIGKILL the leader; wait until the standby leads and point the
     fleet's CLI at it.  Returns the old leader's index."""
     from agent.lab import fleet as lab_fleet
     index, rec = _leader(fleet)
     os.kill(rec["pid"], signal.SIGKILL)
-    wait_for(lambda: not _alive(rec["pid"]), 10, "the leader dies")
+    wait_for(lambda: not process_alive(rec["pid"]), 10, "the leader dies")
     with lab_fleet.leader_client(fleet.lab, timeout=30) as client:
         fleet.socket = client.path
     assert _leader(fleet)[0] != index
