@@ -51,8 +51,7 @@ def _private_apt(cache, suite):
                "-o", f"Dir::State::Lists={lists}",
                "-o", f"Dir::Cache={base}",
                "-t", suite]
-    if not any(p.name.endswith("_Packages") or "Packages" in p.name
-               for p in lists.iterdir() if p.is_file()):
+    if not any("Packages" in p.name for p in lists.iterdir()):
         process.run(["apt-get", *options[:-2], "update", "-q"], timeout=600)
     return options
 
