@@ -165,7 +165,7 @@ def test_migration_completes_with_progress_and_final_downtime(dom):
     assert status["final_downtime_ms"] == 42
     assert status["progress"]["percent"] == 100
     assert status["migrate_uri"] == "tcp://198.18.64.12"
-    migrate = dom.calls[0]
+    migrate = _migrate_call(dom)
     assert migrate[1:3] == (DEST, {"migrate_uri": "tcp://198.18.64.12"})
     assert migrate[3] & libvirt.VIR_MIGRATE_UNSAFE
     seen = [e["status"] for e in events]
@@ -174,6 +174,18 @@ def test_migration_completes_with_progress_and_final_downtime(dom):
     running = [e["progress"]["percent"] for e in events
                if e["status"] == jobmod.RUNNING]
     assert running == sorted(running) and running[0] > 0
+
+
+def _migrate_call(dom):
+    return next(c for c in dom.calls if c[0] == "migrate")
+
+
+def test_first_downtime_step_holds_from_the_start(dom):
+    """Set before migrateToURI3, not at the monitor's first poll (until
+    then QEMU's own 300 ms would hold)."""
+    _run(_job(opts=_opts(downtime_delay=0.2)))
+    assert dom.calls[0] == ("downtime", 50)
+    assert dom.calls.index(_migrate_call(dom)) == 1
 
 
 def test_downtime_steps_reach_the_maximum(dom):
@@ -347,7 +359,7 @@ def test_registry_builds_flags_and_params_from_options(dom):
     assert registry.get(UUID).wait(10)
     # 256 MiB of RAM counts as 2 GiB, plus 1 GiB allocated on vda.
     assert registry.status(UUID)["timeout"] == 3 * 800
-    _, uri, params, flags = dom.calls[0]
+    _, uri, params, flags = _migrate_call(dom)
     assert params == {"migrate_uri": "tcp://198.18.64.12", "bandwidth": 64,
                       "migrate_disks": ["vda"]}
     assert flags & libvirt.VIR_MIGRATE_NON_SHARED_INC

@@ -198,6 +198,10 @@ class MigrationJob:
             name=f"migrate-call-{self.instance_uuid[:8]}")
         watch = _watch_completion(dom, self._completed_event)
         try:
+            with self._lock:
+                action, self._state = policy.before_start(self._plan,
+                                                          self._state)
+            self._apply(dom, action)
             started = time.monotonic()
             thread.start()
             while not self._migrated.wait(self.opts.monitor_interval):

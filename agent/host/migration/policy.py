@@ -201,6 +201,18 @@ def decide(stats, elapsed, plan, state):
     return Action(), state
 
 
+def before_start(plan, state):
+    """What to do before the migration starts: set the downtime of the
+    steps due at 0 s, so that it holds from the first pre-copy round
+    (otherwise QEMU's own 300 ms holds until the monitor's first poll,
+    and a migration that ends by then may pause the guest that long)."""
+    due = [i for i, (at, _ms) in enumerate(plan.steps) if at <= 0]
+    if not due or due[-1] <= state.step:
+        return Action(), state
+    return (Action(SET_DOWNTIME, downtime_ms=plan.steps[due[-1]][1]),
+            dataclasses.replace(state, step=due[-1]))
+
+
 def _force(plan, state, reason):
     kind = START_POST_COPY if plan.post_copy else PAUSE
     return (Action(kind, reason=reason),
