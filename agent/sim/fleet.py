@@ -175,9 +175,12 @@ class WatchedLog:
             self._kinds[task_id] = self._log.task_get(task_id)["kind"]
         return self._kinds[task_id]
 
-    def step_started(self, task_id, index, name):
-        self._log.step_started(task_id, index, name)
-        self._fleet.step_reached(self._kind(task_id), name, "start")
+    def step_begin(self, task_id, index, name, cancellable=True):
+        out = self._log.step_begin(task_id, index, name,
+                                   cancellable=cancellable)
+        if out["interrupt"] is None:
+            self._fleet.step_reached(self._kind(task_id), name, "start")
+        return out
 
     def step_done(self, task_id, name, data):
         self._fleet.step_reached(self._kind(task_id), name, "done")

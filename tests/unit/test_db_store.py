@@ -389,9 +389,9 @@ def test_actions_and_events(store):
 
 def test_task_log_records_steps(store):
     tid = store.task_create("migrate", {"instance": "vm1"}, "u-1")
-    store.step_started(tid, 0, "claim")
+    store.step_begin(tid, 0, "claim")
     store.step_done(tid, "claim", {"host": "h2"})
-    store.step_started(tid, 1, "copy")
+    store.step_begin(tid, 1, "copy")
     store.task_progress(tid, "copying disk: 40%")
     assert store.tasks_unfinished() == [tid]
     store.step_failed(tid, "copy", "no space")
@@ -407,6 +407,31 @@ def test_task_log_records_steps(store):
         [(0, "claim", "undone"), (1, "copy", "undone")]
     assert steps[0]["data"] == {"host": "h2"}
     assert store.tasks_unfinished() == []
+
+
+def test_a_step_begins_only_if_the_task_may_go_on(catalog):
+    inst = catalog.create_instance("vm1", "small", "cirros")
+    _, first = catalog.admit_task("boot", {}, inst["uuid"], action="create")
+    action_id = catalog.task_get(first)["params"]["action_id"]
+    out = catalog.step_begin(first, 0, "claim", action_id=action_id,
+                             event="boot_claim")
+    assert out["interrupt"] is None and out["event_id"]
+    catalog.step_done(first, "claim", {}, event=(out["event_id"], "Success",
+                                                 None))
+    [ev] = catalog.list_actions(inst["uuid"])[0]["events"]
+    assert (ev["event"], ev["result"]) == ("boot_claim", "Success")
+    assert ev["finish_time"] is not None
+    catalog.task_request_cancel(first)
+    # A cancel is not seen past the commit point; a supersede always is.
+    assert catalog.step_begin(first, 1, "copy")["interrupt"] == "cancelled"
+    assert catalog.step_begin(first, 1, "copy", cancellable=False)[
+        "interrupt"] is None
+    catalog.admit_task("evacuate", {}, inst["uuid"], supersede=True)
+    assert catalog.step_begin(first, 2, "boot", cancellable=False)[
+        "interrupt"] == "superseded"
+    assert [s["name"] for s in catalog.steps_get(first)] == ["claim", "copy"]
+    catalog.task_finish(first, "superseded", action_id=action_id)
+    assert catalog.list_actions(inst["uuid"])[0]["finish_time"] is not None
 
 
 def test_task_engine_runs_on_the_store(store):

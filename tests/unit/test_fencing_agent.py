@@ -188,7 +188,7 @@ def test_host_fence_is_a_task_resumed_forward(svc, tmp_path, short_fence):
     _set(svc, agent)
     # A controller that died in the middle of the fence step.
     task_id = svc.store.task_create(fencing.KIND, {"host": "h1"}, None)
-    svc.store.step_started(task_id, 0, "fence")
+    svc.store.step_begin(task_id, 0, "fence")
     svc.engine.run(task_id)
     task = svc.store.task_get(task_id)
     assert task["state"] == "done"

@@ -34,11 +34,17 @@ class MemoryLog:
     def _step(self, tid, name):
         return next(s for s in self.steps[tid] if s["name"] == name)
 
-    def step_started(self, tid, index, name):
+    def step_begin(self, tid, index, name, cancellable=True):
+        task = self.tasks[tid]
+        if task.get("superseded_by"):
+            return {"interrupt": "superseded", "event_id": None}
+        if task.get("cancel_requested") and cancellable:
+            return {"interrupt": "cancelled", "event_id": None}
         if not any(s["name"] == name for s in self.steps[tid]):
             self.steps[tid].append({"index": index, "name": name,
                                     "state": "started", "data": None})
         self._step(tid, name)["state"] = "started"
+        return {"interrupt": None, "event_id": None}
 
     def step_done(self, tid, name, data):
         self._step(tid, name).update(state="done", data=data)

@@ -9,6 +9,25 @@ from agent.controller.db.session import one
 SUCCESS, ERROR = "Success", "Error"
 
 
+def end_action(s, action_id, message=None):
+    """In session ``s``: the action has finished (``message``: why it
+    failed, if it did)."""
+    act = one(s, select(InstanceAction).where(InstanceAction.id == action_id),
+              f"action {action_id}")
+    act.finish_time = utcnow()
+    if message is not None:
+        act.message = message
+    return act
+
+
+def finish_event(s, event_id, result, details=None):
+    """In session ``s``: the event has finished with ``result``."""
+    ev = one(s, select(InstanceActionEvent)
+             .where(InstanceActionEvent.id == event_id), f"event {event_id}")
+    ev.finish_time, ev.result, ev.details = utcnow(), result, details
+    return ev
+
+
 class ActionsMixin:
     def start_action(self, instance_uuid, action, request_id=None,
                      message=None):
@@ -22,13 +41,7 @@ class ActionsMixin:
 
     def finish_action(self, action_id, message=None):
         with self.db.write() as s:
-            act = one(s, select(InstanceAction)
-                      .where(InstanceAction.id == action_id),
-                      f"action {action_id}")
-            act.finish_time = utcnow()
-            if message is not None:
-                act.message = message
-            return act.as_dict()
+            return end_action(s, action_id, message).as_dict()
 
     def set_action_message(self, action_id, message):
         """Why the action runs (``server event list``'s Message)."""
@@ -49,11 +62,7 @@ class ActionsMixin:
     def finish_event(self, event_id, result=SUCCESS, details=None):
         """``result``: "Success" or "Error"; ``details``: e.g. the error."""
         with self.db.write() as s:
-            ev = one(s, select(InstanceActionEvent)
-                     .where(InstanceActionEvent.id == event_id),
-                     f"event {event_id}")
-            ev.finish_time, ev.result, ev.details = utcnow(), result, details
-            return ev.as_dict()
+            return finish_event(s, event_id, result, details).as_dict()
 
     def list_actions(self, instance_uuid):
         """Oldest first, each with its ``events`` (oldest first)."""

@@ -37,7 +37,7 @@ changes Conflict.  The methods, by area:
   migrations_after
 - host events (host_events.py): add_host_event, list_host_events
 - task log (tasks.py): task_create, task_get, tasks_unfinished,
-  list_tasks, task_finish, task_progress, steps_get, step_started,
+  list_tasks, task_finish, task_progress, steps_get, step_begin,
   step_done, step_failed, step_undone
 """
 from agent.controller.db.actions import ActionsMixin

@@ -24,8 +24,10 @@ from sqlalchemy import select, update
 from agent.common.errors import Conflict
 from agent.controller import states
 from agent.controller.db.instances import as_dict, get_instance
-from agent.controller.db.models import (Instance, InstanceAction, Task,
-                                        TaskStep, utcnow)
+from agent.controller.db.actions import end_action, finish_event
+from agent.controller.db.models import (Instance, InstanceActionEvent,
+                                        InstanceAction, Task, TaskStep,
+                                        utcnow)
 from agent.controller.db.session import one
 
 LOG = logging.getLogger(__name__)
@@ -162,23 +164,27 @@ class TasksMixin:
         with self.db.read() as s:
             return [t.as_dict() for t in s.scalars(stmt)]
 
-    def task_finish(self, task_id, state, error=None):
+    def task_finish(self, task_id, state, error=None, action_id=None):
         """Set the task's state (running|undoing|done|failed|superseded)
         and error.  A task that ends gives its instance up; if it left a
         task_state behind (a failure hook that failed), that is cleared
-        too, so an instance is never stuck busy."""
+        too, so an instance is never stuck busy.  ``action_id``: the
+        instance action the task ran, finished with it (the error as its
+        message)."""
         if state not in TASK_STATES:
             raise ValueError(f"unknown task state {state}")
         try:
-            self._end_task(task_id, state, error)
+            self._end_task(task_id, state, error, action_id)
         finally:
             _changed()
 
-    def _end_task(self, task_id, state, error):
+    def _end_task(self, task_id, state, error, action_id):
         with self.db.write() as s:
             task = _task(s, task_id, lock=True)
             task.state, task.error = state, error
             task.term = self.db.term
+            if state in ENDED and action_id is not None:
+                end_action(s, action_id, error)
             if state not in ENDED or task.instance_uuid is None:
                 return
             for inst in s.scalars(select(Instance).where(
@@ -206,9 +212,22 @@ class TasksMixin:
                 select(TaskStep).where(TaskStep.task_id == task_id)
                 .order_by(TaskStep.index))]
 
-    def step_started(self, task_id, index, name):
-        """Record (again, when resumed) that a step is about to run."""
+    def step_begin(self, task_id, index, name, cancellable=True,
+                   action_id=None, event=None):
+        """Start a step, in one transaction with the checks the engine
+        makes between steps: a task superseded by another (its instance
+        is the new owner's), or asked to cancel while ``cancellable``
+        (not past its commit point), starts nothing.  Otherwise the step
+        is recorded (again, when resumed) as started and, with
+        ``action_id``, ``event`` (its instance action's event) begun.
+        Returns {"interrupt": None | "superseded" | "cancelled",
+        "event_id": the event's id or None}."""
         with self.db.write() as s:
+            task = _task(s, task_id)
+            if task.superseded_by:
+                return {"interrupt": "superseded", "event_id": None}
+            if task.cancel_requested and cancellable:
+                return {"interrupt": "cancelled", "event_id": None}
             step = s.execute(select(TaskStep).where(
                 TaskStep.task_id == task_id, TaskStep.name == name)
             ).scalar_one_or_none()
@@ -218,26 +237,37 @@ class TasksMixin:
             else:
                 step.state, step.error = "started", None
                 step.started_at, step.finished_at = utcnow(), None
+            event_id = None
+            if action_id is not None and event is not None:
+                ev = InstanceActionEvent(action_id=action_id, event=event)
+                s.add(ev)
+                s.flush()
+                event_id = ev.id
             self._stamp(s, task_id)
+            return {"interrupt": None, "event_id": event_id}
 
-    def step_done(self, task_id, name, data):
-        self._end_step(task_id, name, state="done", data=data)
+    def step_done(self, task_id, name, data, event=None):
+        """``event``: (event id, result, details) of the step's instance
+        action event, finished in the same transaction."""
+        self._end_step(task_id, name, event, state="done", data=data)
 
-    def step_failed(self, task_id, name, error):
-        self._end_step(task_id, name, state="failed", error=error)
+    def step_failed(self, task_id, name, error, event=None):
+        self._end_step(task_id, name, event, state="failed", error=error)
 
     def step_undone(self, task_id, name):
-        self._end_step(task_id, name, state="undone")
+        self._end_step(task_id, name, None, state="undone")
 
-    def step_skipped(self, task_id, name, data):
+    def step_skipped(self, task_id, name, data, event=None):
         """An undo not run because its host was gone; ``data`` says what
         it left there."""
-        self._end_step(task_id, name, state="skipped", data=data)
+        self._end_step(task_id, name, event, state="skipped", data=data)
 
-    def _end_step(self, task_id, name, **values):
+    def _end_step(self, task_id, name, event, **values):
         with self.db.write() as s:
             step = _step(s, task_id, name)
             for key, value in values.items():
                 setattr(step, key, value)
             step.finished_at = utcnow()
+            if event is not None:
+                finish_event(s, *event)
             self._stamp(s, task_id)

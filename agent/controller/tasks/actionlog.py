@@ -7,6 +7,8 @@ events themselves.
 """
 import threading
 
+from agent.controller.db.tasks import ENDED
+
 
 class ActionTaskLog:
     def __init__(self, store):
@@ -30,32 +32,40 @@ class ActionTaskLog:
                 self._actions[task_id] = known
         return known
 
-    def step_started(self, task_id, index, name):
-        self.store.step_started(task_id, index, name)
+    def step_begin(self, task_id, index, name, cancellable=True):
+        """The store's step_begin, with the step's event begun in the
+        same transaction."""
         action_id, kind = self._action(task_id)
-        if action_id is not None:
-            ev = self.store.start_event(action_id, f"{kind}_{name}")
+        out = self.store.step_begin(task_id, index, name,
+                                    cancellable=cancellable,
+                                    action_id=action_id,
+                                    event=f"{kind}_{name}")
+        if out["event_id"] is not None:
             with self._lock:
-                self._events[(task_id, name)] = ev["id"]
+                self._events[(task_id, name)] = out["event_id"]
+        return out
 
-    def _finish_event(self, task_id, name, result, details=None):
+    def _event(self, task_id, name, result, details=None):
+        """(event id, result, details) of the step's event, for the store
+        to finish with the step; None if it has none."""
         with self._lock:
             event_id = self._events.pop((task_id, name), None)
-        if event_id is not None:
-            self.store.finish_event(event_id, result, details)
+        return None if event_id is None else (event_id, result, details)
 
     def step_done(self, task_id, name, data):
-        self.store.step_done(task_id, name, data)
-        self._finish_event(task_id, name, "Success")
+        self.store.step_done(task_id, name, data,
+                             event=self._event(task_id, name, "Success"))
 
     def step_failed(self, task_id, name, error):
-        self.store.step_failed(task_id, name, error)
-        self._finish_event(task_id, name, "Error", error)
+        self.store.step_failed(task_id, name, error,
+                               event=self._event(task_id, name, "Error",
+                                                 error))
 
     def step_skipped(self, task_id, name, data):
-        self.store.step_skipped(task_id, name, data)
-        self._finish_event(task_id, name, "Skipped",
-                           (data or {}).get("reason"))
+        self.store.step_skipped(
+            task_id, name, data,
+            event=self._event(task_id, name, "Skipped",
+                              (data or {}).get("reason")))
 
     def record_leftover(self, task_id, host, leftover, reason):
         """What an undo could not remove from a gone host: an event now,
@@ -70,10 +80,12 @@ class ActionTaskLog:
                                   reason=reason)
 
     def task_finish(self, task_id, state, error=None):
-        self.store.task_finish(task_id, state, error)
-        if state in ("done", "failed", "superseded"):
-            action_id, _ = self._action(task_id)
-            with self._lock:
-                self._actions.pop(task_id, None)
-            if action_id is not None:
-                self.store.finish_action(action_id, error)
+        """The store's task_finish; a task that ends finishes its action
+        in the same transaction."""
+        if state not in ENDED:
+            self.store.task_finish(task_id, state, error)
+            return
+        action_id, _ = self._action(task_id)
+        with self._lock:
+            self._actions.pop(task_id, None)
+        self.store.task_finish(task_id, state, error, action_id=action_id)

@@ -49,10 +49,6 @@ class Cancelled(DroverError):
     """The operator cancelled the task."""
 
 
-class _Superseded(Exception):
-    """Raised inside the engine when another task took the instance."""
-
-
 class TaskEngine:
     def __init__(self, log, registry, services, max_workers=16,
                  inline=False):
@@ -185,15 +181,19 @@ class TaskEngine:
         for index, step in enumerate(workflow.steps):
             if states.get(step.name) == "done":
                 continue
-            try:
-                self._check_interrupt(task_id, committed)
-            except _Superseded:
+            # One write: the step starts unless another task took the
+            # instance or a cancel came (seen only before the commit
+            # point).
+            interrupt = self.log.step_begin(task_id, index, step.name,
+                                            cancellable=not committed
+                                            )["interrupt"]
+            if interrupt == "superseded":
                 self._superseded(ctx, workflow)
                 return
-            except Cancelled as err:
-                self._undo(ctx, workflow, states, err)
+            if interrupt == "cancelled":
+                self._undo(ctx, workflow, states,
+                           Cancelled(f"task {task_id} cancelled"))
                 return
-            self.log.step_started(task_id, index, step.name)
             states[step.name] = "started"
             started = time.monotonic()
             try:
@@ -221,13 +221,6 @@ class TaskEngine:
             states[step.name] = "done"
             committed = committed or step.commit
         self.log.task_finish(task_id, DONE)
-
-    def _check_interrupt(self, task_id, committed):
-        task = self.log.task_get(task_id)
-        if task.get("superseded_by"):
-            raise _Superseded()
-        if task.get("cancel_requested") and not committed:
-            raise Cancelled(f"task {task_id} cancelled")
 
     def _superseded(self, ctx, workflow):
         by = self.log.task_get(ctx.task_id).get("superseded_by")
