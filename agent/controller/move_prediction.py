@@ -7,8 +7,12 @@ will enforce.  The bandwidth is, in this order:
 
 1. "configured": the source agent's [migration] bandwidth limit;
 2. "measured": the transfer rate of the latest completed live migration
-   from the source to the destination (its record's progress: libvirt's
-   memory_bps over the job);
+   from the source to the destination that ran with no bandwidth cap
+   (its record's progress: libvirt's memory_bps over the job, and the
+   cap the job was started with).  A rate measured under a cap since
+   lifted would predict the capped speed; a record that does not say
+   its cap (older ones) is skipped too: a stale capped figure is worse
+   than the assumed one;
 3. "assumed": the controller's [migration] expected_bandwidth.
 
 The pure model is agent.controller.prediction.predict.
@@ -30,7 +34,10 @@ def bandwidth(store, source, dest, policy):
         if mig["type"] != TYPE or mig["status"] != "completed" or \
                 mig["source_host"] != source or mig["dest_host"] != dest:
             continue
-        rate = (mig.get("progress") or {}).get("transfer_rate") or 0
+        progress = mig.get("progress") or {}
+        if progress.get("bandwidth_limit") != 0:    # capped, or not known
+            continue
+        rate = progress.get("transfer_rate") or 0
         if rate > 0:
             return rate, "measured"
     return CONF.migration.expected_bandwidth * MiB, "assumed"

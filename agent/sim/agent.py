@@ -539,6 +539,7 @@ class SimAgent:
                 "downtime_ms": None,
                 "final_downtime_ms": result.get("final_downtime_ms"),
                 "elapsed": result.get("elapsed", 0), "created_at": 1.0,
+                "bandwidth_limit": self.policy["bandwidth"],
                 "migration_uuid": mig_uuid}
 
     def _live_job(self, uuid):

@@ -165,6 +165,7 @@ def test_migration_completes_with_progress_and_final_downtime(dom):
     assert status["final_downtime_ms"] == 42
     assert status["progress"]["percent"] == 100
     assert status["migrate_uri"] == "tcp://198.18.64.12"
+    assert status["bandwidth_limit"] == 0       # ran with no cap
     migrate = _migrate_call(dom)
     assert migrate[1:3] == (DEST, {"migrate_uri": "tcp://198.18.64.12"})
     assert migrate[3] & libvirt.VIR_MIGRATE_UNSAFE
@@ -362,6 +363,8 @@ def test_registry_builds_flags_and_params_from_options(dom):
     _, uri, params, flags = _migrate_call(dom)
     assert params == {"migrate_uri": "tcp://198.18.64.12", "bandwidth": 64,
                       "migrate_disks": ["vda"]}
+    # The cap it ran under, for the prediction's "measured" bandwidth.
+    assert registry.status(UUID)["bandwidth_limit"] == 64
     assert flags & libvirt.VIR_MIGRATE_NON_SHARED_INC
     assert flags & libvirt.VIR_MIGRATE_POSTCOPY
     assert not flags & libvirt.VIR_MIGRATE_UNSAFE

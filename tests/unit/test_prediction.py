@@ -219,6 +219,41 @@ def test_migration_started_with_predict_keeps_its_prediction(lab):
     assert row["Bandwidth MiB/s"] == "100 (assumed)"   # h2 -> h1: none yet
 
 
+def _past_migration(lab, transfer_mib, **progress):
+    """A completed live migration h1 -> h2 that moved at ``transfer_mib``
+    MiB/s; ``progress``: what else its record says."""
+    mig = lab.store.create_migration(lab.uuid("vm1"), "live-migration",
+                                     "h1", dest_host="h2")
+    lab.store.update_migration(mig["uuid"], status="completed", progress={
+        "percent": 100, "transfer_rate": transfer_mib * MiB, **progress})
+
+
+def _dry_run(lab):
+    return mig_api.server_migrate(lab.svc, "vm1", live=True, dry_run=True,
+                                  host="h2")
+
+
+def test_dry_run_skips_a_rate_measured_under_a_bandwidth_cap(lab):
+    # CI's case: a lab test capped the bandwidth at 24 MiB/s, lifted since;
+    # the guest dirties faster than that.
+    lab.fleet.agents["h1"].dirty_bytes_per_s = 32 * MiB
+    _past_migration(lab, 300, bandwidth_limit=0)
+    _past_migration(lab, 24, bandwidth_limit=24)
+    row = _dry_run(lab)
+    assert row["Bandwidth MiB/s"] == "300 (measured)"   # the uncapped one
+    assert row["Verdict"] == prediction.PRECOPY
+
+
+def test_dry_run_assumes_rather_than_use_a_capped_rate(lab):
+    _past_migration(lab, 24, bandwidth_limit=24)
+    assert _dry_run(lab)["Bandwidth MiB/s"] == "100 (assumed)"
+
+
+def test_dry_run_skips_a_record_that_does_not_say_its_cap(lab):
+    _past_migration(lab, 24)    # recorded before records kept the cap
+    assert _dry_run(lab)["Bandwidth MiB/s"] == "100 (assumed)"
+
+
 def test_migration_without_predict_has_none(lab):
     assert lab.op("live", "vm1", host="h2")["state"] == "done"
     assert mig_api.migration_show(lab.svc, "vm1")["prediction"] is None

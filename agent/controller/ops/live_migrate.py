@@ -313,7 +313,8 @@ def monitor(ctx):
     if status["status"] == rpc.COMPLETED:
         return {"elapsed": status["elapsed"],
                 "downtime_ms": status["final_downtime_ms"],
-                "final": status.get("progress") or {}}
+                "final": {**(status.get("progress") or {}),
+                          "bandwidth_limit": status.get("bandwidth_limit")}}
     reason = status["reason"] or status["status"]
     if status["status"] == rpc.CANCELLED:
         raise Cancelled(f"live migration cancelled: {reason}")

@@ -142,6 +142,8 @@ class MigrationJob:
                 "reason": self._reason,
                 "dest_uri": self.dest_uri,
                 "migrate_uri": self.params.get(libvirt.VIR_MIGRATE_PARAM_URI),
+                "bandwidth_limit": self.params.get(
+                    libvirt.VIR_MIGRATE_PARAM_BANDWIDTH) or 0,
                 "flags": self.flags,
                 "block_migration": bool(self.flags & BLOCK_FLAGS),
                 "progress": dict(self._progress),
