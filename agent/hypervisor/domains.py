@@ -233,9 +233,8 @@ def _list(c):
     for dom in c.listAllDomains(0):
         try:
             result.append(_info(dom))
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
+        except NotFound:        # went away while listed
+            continue
     return result
 
 
@@ -272,12 +271,21 @@ def _lookup(c, uuid):
 
 
 def _info(dom):
-    state, _max_kib, mem_kib, vcpus, cpu_time = dom.info()
+    """DomainInfo; NotFound when the domain went away after its lookup
+    (a migrated guest's source undefines it while its stopped event is
+    still being handled)."""
+    try:
+        state, _max_kib, mem_kib, vcpus, cpu_time = dom.info()
+        persistent = bool(dom.isPersistent())
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise NotFound(f"no domain with UUID {dom.UUIDString()}") \
+                from None
+        raise
     return DomainInfo(uuid=dom.UUIDString(), name=dom.name(),
                       state=POWER_STATES.get(state, "nostate"),
                       vcpus=vcpus, memory_mib=mem_kib // 1024,
-                      cpu_time_ns=cpu_time,
-                      persistent=bool(dom.isPersistent()))
+                      cpu_time_ns=cpu_time, persistent=persistent)
 
 
 def _destroy(dom):

@@ -189,6 +189,11 @@ def test_lookup_and_info(conn, dom):
     assert domains.info(conn, UUID) == domains.DomainInfo(
         uuid=UUID, name="instance-1", state="running", vcpus=2,
         memory_mib=256, cpu_time_ns=123, persistent=True)
+    # Gone between its lookup and the questions (a migrated guest's
+    # source undefines it while its stopped event is handled).
+    dom.isPersistent.side_effect = NO_DOMAIN
+    with pytest.raises(NotFound, match=UUID):
+        domains.info(conn, UUID)
     conn.virconn.lookupByUUIDString.side_effect = NO_DOMAIN
     with pytest.raises(NotFound, match=UUID):
         domains.info(conn, UUID)
