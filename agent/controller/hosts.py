@@ -379,7 +379,18 @@ class HostManager:
 
     def _on_lifecycle(self, host, uuid):
         """Events arrive late and in bursts (defined, started, resumed):
-        record the state the domain is in now, not the one of the event."""
+        record the state the domain is in now, not the one of the event.
+        An instance a task owns, or one recorded on another host, is
+        left alone before the host is asked (a live migration's end
+        brings a burst of events from both hosts while its task
+        finishes)."""
+        try:
+            inst = self.store.get_instance(uuid) if uuid else None
+        except NotFound:
+            return
+        if inst is None or inst["host"] != host or \
+                inst["task_state"] is not None:
+            return
         try:
             state = self.call(host, "instance.info", uuid=uuid)["state"]
         except NotFound:

@@ -168,6 +168,32 @@ def test_power_states_are_synced_in_a_cycle(store, manager, agents, later):
     assert after["power_state"] == states.SHUTDOWN
 
 
+def test_a_lifecycle_event_asks_the_host_only_for_a_free_instance(
+        store, manager, agents, mocker):
+    """A live migration's end brings events from both hosts while its
+    task finishes: an instance a task owns, or recorded on another host,
+    is left alone without asking the host."""
+    inst = store.create_instance("vm", "small", "img")
+    store.update_instance(inst["uuid"], host="h3", vm_state=states.ACTIVE,
+                          task_state=states.MIGRATING,
+                          power_state=states.RUNNING)
+    asked = []
+
+    def call(host, method, timeout=None, **params):
+        asked.append((host, method))
+        return {"state": "shutoff"}
+    mocker.patch.object(manager, "call", side_effect=call)
+    manager._on_lifecycle("h3", inst["uuid"])
+    manager._on_lifecycle("h4", inst["uuid"])
+    assert asked == []
+    assert store.get_instance(inst["uuid"])["power_state"] == states.RUNNING
+    store.update_instance(inst["uuid"], task_state=None)
+    manager._on_lifecycle("h4", inst["uuid"])
+    manager._on_lifecycle("h3", inst["uuid"])
+    assert asked == [("h3", "instance.info")]
+    assert store.get_instance(inst["uuid"])["status"] == "SHUTOFF"
+
+
 @pytest.mark.parametrize("host, facts, owes, want", [
     (dict(FACTS, state="up", forced_down=False, down_reason=None),
      dict(FACTS, domains=[], load={"x": 1}), False, True),
