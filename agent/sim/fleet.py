@@ -175,16 +175,20 @@ class WatchedLog:
             self._kinds[task_id] = self._log.task_get(task_id)["kind"]
         return self._kinds[task_id]
 
-    def step_begin(self, task_id, index, name, cancellable=True):
+    def step_begin(self, task_id, index, name, cancellable=True,
+                   done=None):
+        if done is not None:
+            self._fleet.step_reached(self._kind(task_id), done[0], "done")
         out = self._log.step_begin(task_id, index, name,
-                                   cancellable=cancellable)
+                                   cancellable=cancellable, done=done)
         if out["interrupt"] is None:
             self._fleet.step_reached(self._kind(task_id), name, "start")
         return out
 
-    def step_done(self, task_id, name, data):
-        self._fleet.step_reached(self._kind(task_id), name, "done")
-        self._log.step_done(task_id, name, data)
+    def task_finish(self, task_id, state, error=None, done=None):
+        if done is not None:
+            self._fleet.step_reached(self._kind(task_id), done[0], "done")
+        self._log.task_finish(task_id, state, error, done=done)
 
     def step_failed(self, task_id, name, error):
         self._fleet.step = None         # undoing now

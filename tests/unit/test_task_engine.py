@@ -34,7 +34,9 @@ class MemoryLog:
     def _step(self, tid, name):
         return next(s for s in self.steps[tid] if s["name"] == name)
 
-    def step_begin(self, tid, index, name, cancellable=True):
+    def step_begin(self, tid, index, name, cancellable=True, done=None):
+        if done is not None:
+            self.step_done(tid, *done)
         task = self.tasks[tid]
         if task.get("superseded_by"):
             return {"interrupt": "superseded", "event_id": None}
@@ -55,7 +57,9 @@ class MemoryLog:
     def step_undone(self, tid, name):
         self._step(tid, name)["state"] = "undone"
 
-    def task_finish(self, tid, state, error=None):
+    def task_finish(self, tid, state, error=None, done=None):
+        if done is not None:
+            self.step_done(tid, *done)
         self.tasks[tid].update(state=state, error=error)
 
     def task_progress(self, tid, message):

@@ -1,6 +1,8 @@
 """Store methods: instance actions and their events (``server event
 list``)."""
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+
+from agent.common.errors import NotFound
 
 from agent.controller.db.models import (InstanceAction, InstanceActionEvent,
                                         utcnow)
@@ -20,12 +22,22 @@ def end_action(s, action_id, message=None):
     return act
 
 
+def begin_event(s, action_id, event):
+    """In session ``s``: a new event of the action; its id."""
+    return s.execute(insert(InstanceActionEvent).values(
+        action_id=action_id, event=event, start_time=utcnow())
+    ).inserted_primary_key[0]
+
+
 def finish_event(s, event_id, result, details=None):
-    """In session ``s``: the event has finished with ``result``."""
-    ev = one(s, select(InstanceActionEvent)
-             .where(InstanceActionEvent.id == event_id), f"event {event_id}")
-    ev.finish_time, ev.result, ev.details = utcnow(), result, details
-    return ev
+    """In session ``s``: the event has finished with ``result`` (one
+    statement: the task engine does this at every step)."""
+    done = s.execute(update(InstanceActionEvent)
+                     .where(InstanceActionEvent.id == event_id)
+                     .values(finish_time=utcnow(), result=result,
+                             details=details))
+    if not done.rowcount:
+        raise NotFound(f"event {event_id} not found")
 
 
 class ActionsMixin:
@@ -62,7 +74,10 @@ class ActionsMixin:
     def finish_event(self, event_id, result=SUCCESS, details=None):
         """``result``: "Success" or "Error"; ``details``: e.g. the error."""
         with self.db.write() as s:
-            return finish_event(s, event_id, result, details).as_dict()
+            finish_event(s, event_id, result, details)
+            return one(s, select(InstanceActionEvent)
+                       .where(InstanceActionEvent.id == event_id),
+                       f"event {event_id}").as_dict()
 
     def list_actions(self, instance_uuid):
         """Oldest first, each with its ``events`` (oldest first)."""

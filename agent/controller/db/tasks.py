@@ -19,15 +19,15 @@ taken with FOR UPDATE (the instance a task admits, the task it ends).
 import logging
 import threading
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
-from agent.common.errors import Conflict
+from agent.common.errors import Conflict, NotFound
 from agent.controller import states
 from agent.controller.db.instances import as_dict, get_instance
-from agent.controller.db.actions import end_action, finish_event
-from agent.controller.db.models import (Instance, InstanceActionEvent,
-                                        InstanceAction, Task, TaskStep,
-                                        utcnow)
+from agent.controller.db.actions import (begin_event, end_action,
+                                         finish_event)
+from agent.controller.db.models import (Instance, InstanceAction, Task,
+                                        TaskStep, utcnow)
 from agent.controller.db.session import one
 
 LOG = logging.getLogger(__name__)
@@ -57,10 +57,32 @@ def _task(s, task_id, lock=False):
                f"task {task_id}")
 
 
-def _step(s, task_id, name):
-    return one(s, select(TaskStep).where(TaskStep.task_id == task_id,
-                                         TaskStep.name == name),
-               f"step {name} of task {task_id}")
+def _finish_step(s, task_id, name, event, **values):
+    """In session ``s``: the step's state (and data or error) and its end;
+    ``event``: (event id, result, details) of its instance action event,
+    finished with it, or None.  Statements, not ORM objects: the engine
+    writes this at every step, and the ORM's load-change-flush tripled
+    its cost."""
+    done = s.execute(update(TaskStep).where(TaskStep.task_id == task_id,
+                                            TaskStep.name == name)
+                     .values(finished_at=utcnow(), **values))
+    if not done.rowcount:
+        raise NotFound(f"step {name} of task {task_id} not found")
+    if event is not None:
+        finish_event(s, *event)
+
+
+def _start_step(s, task_id, index, name):
+    """In session ``s``: the step is started (again, when resumed)."""
+    now = utcnow()
+    again = s.execute(update(TaskStep).where(TaskStep.task_id == task_id,
+                                             TaskStep.name == name)
+                      .values(state="started", error=None, started_at=now,
+                              finished_at=None))
+    if not again.rowcount:
+        s.execute(insert(TaskStep).values(task_id=task_id, index=index,
+                                          name=name, state="started",
+                                          started_at=now))
 
 
 class TasksMixin:
@@ -164,22 +186,29 @@ class TasksMixin:
         with self.db.read() as s:
             return [t.as_dict() for t in s.scalars(stmt)]
 
-    def task_finish(self, task_id, state, error=None, action_id=None):
+    def task_finish(self, task_id, state, error=None, action_id=None,
+                    done=None, done_event=None):
         """Set the task's state (running|undoing|done|failed|superseded)
         and error.  A task that ends gives its instance up; if it left a
         task_state behind (a failure hook that failed), that is cleared
         too, so an instance is never stuck busy.  ``action_id``: the
         instance action the task ran, finished with it (the error as its
-        message)."""
+        message).  ``done``, ``done_event``: as in step_begin, its last
+        step."""
         if state not in TASK_STATES:
             raise ValueError(f"unknown task state {state}")
         try:
-            self._end_task(task_id, state, error, action_id)
+            self._end_task(task_id, state, error, action_id, done,
+                           done_event)
         finally:
             _changed()
 
-    def _end_task(self, task_id, state, error, action_id):
+    def _end_task(self, task_id, state, error, action_id, done,
+                  done_event):
         with self.db.write() as s:
+            if done is not None:
+                _finish_step(s, task_id, done[0], done_event, state="done",
+                             data=done[1])
             task = _task(s, task_id, lock=True)
             task.state, task.error = state, error
             task.term = self.db.term
@@ -200,7 +229,9 @@ class TasksMixin:
 
     def task_progress(self, task_id, message):
         with self.db.write() as s:
-            _task(s, task_id).progress = message
+            if not s.execute(update(Task).where(Task.id == task_id)
+                             .values(progress=message)).rowcount:
+                raise NotFound(f"task {task_id} not found")
             self._stamp(s, task_id)
         _changed()
 
@@ -213,36 +244,37 @@ class TasksMixin:
                 .order_by(TaskStep.index))]
 
     def step_begin(self, task_id, index, name, cancellable=True,
-                   action_id=None, event=None):
+                   action_id=None, event=None, done=None,
+                   done_event=None):
         """Start a step, in one transaction with the checks the engine
         makes between steps: a task superseded by another (its instance
         is the new owner's), or asked to cancel while ``cancellable``
         (not past its commit point), starts nothing.  Otherwise the step
         is recorded (again, when resumed) as started and, with
         ``action_id``, ``event`` (its instance action's event) begun.
-        Returns {"interrupt": None | "superseded" | "cancelled",
-        "event_id": the event's id or None}."""
+        ``done``: (name, data) of the step before, recorded done first
+        in the same transaction (``done_event``: as step_done's
+        ``event``), whatever the checks find.  Returns {"interrupt":
+        None | "superseded" | "cancelled", "event_id": the event's id or
+        None}."""
         with self.db.write() as s:
-            task = _task(s, task_id)
-            if task.superseded_by:
+            if done is not None:
+                _finish_step(s, task_id, done[0], done_event, state="done",
+                             data=done[1])
+                self._stamp(s, task_id)
+            flags = s.execute(select(Task.superseded_by,
+                                     Task.cancel_requested)
+                              .where(Task.id == task_id)).one_or_none()
+            if flags is None:
+                raise NotFound(f"task {task_id} not found")
+            if flags.superseded_by:
                 return {"interrupt": "superseded", "event_id": None}
-            if task.cancel_requested and cancellable:
+            if flags.cancel_requested and cancellable:
                 return {"interrupt": "cancelled", "event_id": None}
-            step = s.execute(select(TaskStep).where(
-                TaskStep.task_id == task_id, TaskStep.name == name)
-            ).scalar_one_or_none()
-            if step is None:
-                s.add(TaskStep(task_id=task_id, index=index, name=name,
-                               state="started"))
-            else:
-                step.state, step.error = "started", None
-                step.started_at, step.finished_at = utcnow(), None
+            _start_step(s, task_id, index, name)
             event_id = None
             if action_id is not None and event is not None:
-                ev = InstanceActionEvent(action_id=action_id, event=event)
-                s.add(ev)
-                s.flush()
-                event_id = ev.id
+                event_id = begin_event(s, action_id, event)
             self._stamp(s, task_id)
             return {"interrupt": None, "event_id": event_id}
 
@@ -264,10 +296,5 @@ class TasksMixin:
 
     def _end_step(self, task_id, name, event, **values):
         with self.db.write() as s:
-            step = _step(s, task_id, name)
-            for key, value in values.items():
-                setattr(step, key, value)
-            step.finished_at = utcnow()
-            if event is not None:
-                finish_event(s, *event)
+            _finish_step(s, task_id, name, event, **values)
             self._stamp(s, task_id)

@@ -32,14 +32,18 @@ class ActionTaskLog:
                 self._actions[task_id] = known
         return known
 
-    def step_begin(self, task_id, index, name, cancellable=True):
-        """The store's step_begin, with the step's event begun in the
-        same transaction."""
+    def step_begin(self, task_id, index, name, cancellable=True,
+                   done=None):
+        """The store's step_begin, with the step's event begun (and the
+        event of ``done``, (name, data), the step before, finished) in
+        the same transaction."""
         action_id, kind = self._action(task_id)
         out = self.store.step_begin(task_id, index, name,
                                     cancellable=cancellable,
                                     action_id=action_id,
-                                    event=f"{kind}_{name}")
+                                    event=f"{kind}_{name}", done=done,
+                                    done_event=self._done_event(task_id,
+                                                                done))
         if out["event_id"] is not None:
             with self._lock:
                 self._events[(task_id, name)] = out["event_id"]
@@ -52,9 +56,11 @@ class ActionTaskLog:
             event_id = self._events.pop((task_id, name), None)
         return None if event_id is None else (event_id, result, details)
 
-    def step_done(self, task_id, name, data):
-        self.store.step_done(task_id, name, data,
-                             event=self._event(task_id, name, "Success"))
+    def _done_event(self, task_id, done):
+        """The event of ``done`` ((name, data) of a step done), as the
+        store finishes it."""
+        return None if done is None else self._event(task_id, done[0],
+                                                     "Success")
 
     def step_failed(self, task_id, name, error):
         self.store.step_failed(task_id, name, error,
@@ -79,13 +85,17 @@ class ActionTaskLog:
                                   leftover["storage"], leftover["remove"],
                                   reason=reason)
 
-    def task_finish(self, task_id, state, error=None):
+    def task_finish(self, task_id, state, error=None, done=None):
         """The store's task_finish; a task that ends finishes its action
-        in the same transaction."""
+        (and ``done``, its last step, as in step_begin) in the same
+        transaction."""
+        event = self._done_event(task_id, done)
         if state not in ENDED:
-            self.store.task_finish(task_id, state, error)
+            self.store.task_finish(task_id, state, error, done=done,
+                                   done_event=event)
             return
         action_id, _ = self._action(task_id)
         with self._lock:
             self._actions.pop(task_id, None)
-        self.store.task_finish(task_id, state, error, action_id=action_id)
+        self.store.task_finish(task_id, state, error, action_id=action_id,
+                               done=done, done_event=event)

@@ -1,10 +1,11 @@
 """Runs workflows as persistent tasks.
 
 The task log (the store) records a step as ``started`` before it runs and
-``done`` with its returned data after; a failure marks it ``failed`` and runs
-the undos of that step and every earlier one, newest first, each recorded
-``undone``.  ``resume_all`` picks up what a previous controller left in
-flight.
+``done`` with its returned data after (in the write that starts the next
+step or ends the task: one write per step); a failure marks it
+``failed`` and runs the undos of that step and every earlier one, newest
+first, each recorded ``undone``.  ``resume_all`` picks up what a
+previous controller left in flight.
 
 Beyond that, four rules make failure handling safe:
 
@@ -178,15 +179,17 @@ class TaskEngine:
                                "controller restarted while the task ran")
             self._undo(ctx, workflow, states, err)
             return
+        done = None     # (name, data) of the step done, not yet written
         for index, step in enumerate(workflow.steps):
             if states.get(step.name) == "done":
                 continue
-            # One write: the step starts unless another task took the
-            # instance or a cancel came (seen only before the commit
-            # point).
+            # One write: the step before is done, and this one starts
+            # unless another task took the instance or a cancel came
+            # (seen only before the commit point).
             interrupt = self.log.step_begin(task_id, index, step.name,
-                                            cancellable=not committed
-                                            )["interrupt"]
+                                            cancellable=not committed,
+                                            done=done)["interrupt"]
+            done = None
             if interrupt == "superseded":
                 self._superseded(ctx, workflow)
                 return
@@ -215,12 +218,12 @@ class TaskEngine:
                     self._undo(ctx, workflow, states, err)
                 return
             ctx.data.update(out)
-            self.log.step_done(task_id, step.name, out)
+            done = (step.name, out)
             LOG.debug("task %s (%s) step %s done in %.3f s", task_id,
                       workflow.kind, step.name, time.monotonic() - started)
             states[step.name] = "done"
             committed = committed or step.commit
-        self.log.task_finish(task_id, DONE)
+        self.log.task_finish(task_id, DONE, done=done)
 
     def _superseded(self, ctx, workflow):
         by = self.log.task_get(ctx.task_id).get("superseded_by")
