@@ -243,8 +243,9 @@ AGENT = table(
     Method("migration.inputs", _UUID, ("block_migration", "seconds"),
            timeout=60,
            doc="What a prediction needs, measured now: memory, its "
-               "non-zero part, libvirt's dirty rate over ``seconds`` "
-               "(page sampling), the disk data a block migration copies, "
+               "non-zero part, the dirty rate over ``seconds`` (libvirt's "
+               "page sampling pooled with the agent's larger sample of "
+               "memory peeks), the disk data a block migration copies, "
                "this agent's [migration] policy.  Read only."),
 
     # -- live migration, source and destination (agent.host.live) ---------
