@@ -3,7 +3,13 @@ the controller's load history (agent.controller.load)."""
 import libvirt
 
 STATS = libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-ACTIVE = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+# NOWAIT: what libvirt has at once.  Without it the balloon statistics
+# of a domain in a migration job wait for the job: on a live migration's
+# destination every poll's host.facts then hung until the migration
+# ended, and a migration longer than [controller] host_down_after made
+# the controller mark the destination down.
+FLAGS = (libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+         | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
 
 
 def domain_load(conn):
@@ -11,7 +17,7 @@ def domain_load(conn):
     ``cpu_time_ns`` the guest's total CPU time (a counter), ``memory_kb``
     its resident memory (balloon.rss, else the balloon's current size)."""
     out = []
-    for dom, stats in conn.get().getAllDomainStats(STATS, ACTIVE):
+    for dom, stats in conn.get().getAllDomainStats(STATS, FLAGS):
         out.append({
             "uuid": dom.UUIDString(),
             "cpu_time_ns": int(stats.get("cpu.time", 0)),
