@@ -148,7 +148,8 @@ class Demo:
         nothing moves."""
         name = names[0]
         say(f"prediction of a live migration of {name}: dirty rate "
-            "measured by libvirt now, nothing moves")
+            "measured now (libvirt's sample and the agent's), nothing "
+            "moves")
         row = self.call("server.migrate", name=name, live=True,
                         dry_run=True)
         print(f"   {name}: {row['Source']} -> {row['Destination']}: "
