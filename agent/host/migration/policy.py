@@ -194,10 +194,7 @@ def decide(stats, elapsed, plan, state):
     if state.force_requested and state.forced is None:
         return _force(plan, state, "forced by the operator")
     if state.forced is None:
-        due = [i for i, (at, _ms) in enumerate(plan.steps) if at <= elapsed]
-        if due and due[-1] > state.step:
-            return (Action(SET_DOWNTIME, downtime_ms=plan.steps[due[-1]][1]),
-                    dataclasses.replace(state, step=due[-1]))
+        return _downtime_step(plan, state, elapsed)
     return Action(), state
 
 
@@ -206,7 +203,12 @@ def before_start(plan, state):
     steps due at 0 s, so that it holds from the first pre-copy round
     (otherwise QEMU's own 300 ms holds until the monitor's first poll,
     and a migration that ends by then may pause the guest that long)."""
-    due = [i for i, (at, _ms) in enumerate(plan.steps) if at <= 0]
+    return _downtime_step(plan, state, 0)
+
+
+def _downtime_step(plan, state, elapsed):
+    """The latest downtime step due at ``elapsed``, if not applied yet."""
+    due = [i for i, (at, _ms) in enumerate(plan.steps) if at <= elapsed]
     if not due or due[-1] <= state.step:
         return Action(), state
     return (Action(SET_DOWNTIME, downtime_ms=plan.steps[due[-1]][1]),
