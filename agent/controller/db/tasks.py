@@ -258,10 +258,10 @@ class TasksMixin:
         None | "superseded" | "cancelled", "event_id": the event's id or
         None}."""
         with self.db.write() as s:
+            self._stamp(s, task_id)
             if done is not None:
                 _finish_step(s, task_id, done[0], done_event, state="done",
                              data=done[1])
-                self._stamp(s, task_id)
             flags = s.execute(select(Task.superseded_by,
                                      Task.cancel_requested)
                               .where(Task.id == task_id)).one_or_none()
@@ -275,7 +275,6 @@ class TasksMixin:
             event_id = None
             if action_id is not None and event is not None:
                 event_id = begin_event(s, action_id, event)
-            self._stamp(s, task_id)
             return {"interrupt": None, "event_id": event_id}
 
     def step_done(self, task_id, name, data, event=None):
