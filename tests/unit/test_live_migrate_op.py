@@ -57,9 +57,7 @@ def test_completed_job_finishes_the_step(lab):
 def test_completed_migration_records_the_bandwidth_cap_it_ran_under(
         lab, monkeypatch):
     agent = lab.fleet.agents["h1"]
-    wait = agent.migration_wait     # the simulated agent reports no cap
-    monkeypatch.setattr(agent, "migration_wait", lambda **kw: {
-        **wait(**kw), "bandwidth_limit": 24})
+    monkeypatch.setattr(agent, "policy", {**agent.policy, "bandwidth": 24})
     assert lab.op("live", "vm1", host="h2")["state"] == "done"
     [record] = lab.store.list_migrations(type=live_migrate.TYPE)
     assert record["status"] == "completed"
