@@ -6,10 +6,15 @@ connection_retries) and ``fn`` runs once more, so ``fn`` must be
 idempotent (drover's primitives are).  With ``events=True`` libvirt's
 default event loop runs in a daemon thread, lifecycle callbacks are
 delivered, a keepalive notices a dead daemon, and a closed connection is
-reopened in the background so that events keep coming.
+reopened in the background so that events keep coming.  The callbacks run
+in a thread of their own, in the order of the events: libvirt's event
+thread must never wait on a libvirt call (one that asks about a domain
+whose migration libvirt is finishing waits up to 200 ms for its lock, and
+every other connection's events, keepalives included, would wait too).
 """
 import contextlib
 import logging
+import queue
 import threading
 import time
 
@@ -53,6 +58,11 @@ def start_event_loop():
         _event_loop_thread.start()
 
 
+def event_loop_running():
+    """True once start_event_loop has run in this process."""
+    return _event_loop_thread is not None
+
+
 def _run_event_loop():
     while True:
         libvirt.virEventRunDefaultImpl()
@@ -78,6 +88,8 @@ class Connection:
         self._conn = None
         self._lock = threading.RLock()
         self._callbacks = []
+        self._events = queue.SimpleQueue()
+        self._dispatcher = None
         self._closed = False
         self._event_ids = {}
         # libvirt prints every error to stderr unless a handler takes it;
@@ -119,6 +131,11 @@ class Connection:
                               "events=True)")
         with self._lock:
             self._callbacks.append(fn)
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch, name="libvirt-callbacks",
+                    daemon=True)
+                self._dispatcher.start()
 
     def close(self):
         """Close the connection; no reconnection follows."""
@@ -164,13 +181,18 @@ class Connection:
             conn.close()
 
     def _on_lifecycle(self, _conn, dom, event, detail, _opaque):
-        name = LIFECYCLE_EVENTS.get(event, str(event))
-        uuid = dom.UUIDString()
-        for fn in list(self._callbacks):
-            try:
-                fn(uuid, name, detail)
-            except Exception:
-                LOG.exception("lifecycle callback %r failed", fn)
+        """In libvirt's event thread: queued for the dispatcher."""
+        self._events.put((dom.UUIDString(),
+                          LIFECYCLE_EVENTS.get(event, str(event)), detail))
+
+    def _dispatch(self):
+        while True:
+            uuid, name, detail = self._events.get()
+            for fn in list(self._callbacks):
+                try:
+                    fn(uuid, name, detail)
+                except Exception:
+                    LOG.exception("lifecycle callback %r failed", fn)
 
     def _on_close(self, conn, reason, _opaque):
         LOG.warning("libvirt connection to %s closed (reason %s)", self.uri,
