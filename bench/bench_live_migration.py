@@ -13,7 +13,16 @@ migration), downtime measured the same way for both from outside: the
 guest is pinged every 10 ms from the lab's bridge and the longest run
 without replies is the downtime the network saw (libvirt's own figure is
 printed for drover too; virsh gives none once the source is undefined).
-Medians and ratios.  Then a guest
+Medians and ratios.
+
+drover's command ends at the switch-over (the destination's libvirt runs
+the guest); libvirt on the source then still stops its paused copy, which
+virsh's command waits for (about 210 ms: libvirt looks for the stopped
+QEMU 200 ms after its SIGTERM).  After each drover move the source is
+watched, untimed, until its libvirt has let go of the domain (virsh's
+next move back needs that); how long after drover's end that came is
+printed, and so is the ratio drover would have had had it waited too
+("wall_ratio_to_source_released").  Then a guest
 dirtying memory faster than a bandwidth cap, with post-copy (switched at
 the completion timeout) and with auto-converge: completion time and
 downtime.
@@ -55,6 +64,20 @@ def running_on(host, uuid):
     if state != "running":
         raise RuntimeError(f"guest {uuid} is {state!r} on {host['name']} "
                            "after its move")
+
+
+def released_by(host, uuid, timeout=30):
+    """The time.perf_counter() at which ``host``'s libvirt was first seen
+    without the domain."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        proc = subprocess.run(["virsh", "-q", "-c", host["libvirt_uri"],
+                               "domstate", uuid], capture_output=True,
+                              text=True)
+        if proc.returncode:
+            return time.perf_counter()
+        time.sleep(0.005)
+    raise RuntimeError(f"{host['name']} still has {uuid} after {timeout} s")
 
 
 def virsh_migrate(src, dst, uuid):
@@ -119,14 +142,19 @@ def compare(lab, socket, hosts, rounds):
     for dst in (h2, h1):
         drover_migrate(socket, name, dst)
     results = {"drover": [], "virsh": [], "drover_down": [],
-               "virsh_down": []}
-    def drover_move(dst):
+               "virsh_down": [], "released_after": []}
+
+    def drover_move(src, dst):
+        start = time.perf_counter()
         out = drover_migrate(socket, name, dst)
         running_on(dst, srv["id"])
+        results["released_after"].append(
+            released_by(src, srv["id"]) - start - out[0])
         return out
 
     moves = {
-        "drover": [lambda d=dst: drover_move(d) for dst in (h2, h1)],
+        "drover": [lambda s=src, d=dst: drover_move(s, d)
+                   for src, dst in ((h1, h2), (h2, h1))],
         "virsh": [lambda s=src, d=dst: virsh_migrate(s, d, srv["id"])
                   for src, dst in ((h1, h2), (h2, h1))]}
     # Wall time unperturbed; downtime in rounds of its own, since 100
@@ -193,6 +221,17 @@ def main():
                          "ping_gap_runs": [g for g, _ in downs]}
     summary["wall_ratio"] = round(summary["drover"]["wall_s"]
                                   / summary["virsh"]["wall_s"], 3)
+    # How long after drover's end the source's libvirt let go (the
+    # drover moves of the wall rounds only, the first 2 * rounds).
+    walls = results["drover"]
+    after = results["released_after"][:len(walls)]
+    summary["source_released_after_s"] = {
+        "median": round(statistics.median(after), 3),
+        "runs": [round(a, 3) for a in after]}
+    summary["wall_ratio_to_source_released"] = round(
+        statistics.median(w + a for (w, _), a in zip(walls, after,
+                                                        strict=True))
+        / summary["virsh"]["wall_s"], 3)
     gv, gd = summary["virsh"]["ping_gap_ms"], summary["drover"]["ping_gap_ms"]
     summary["downtime_ratio"] = round(gd / gv, 3) if gv and gd else None
     summary["non_converging"] = {

@@ -6,9 +6,13 @@ JobRegistry (the job and its monitor keep running if the controller goes
 away; progress is published as "migration.progress" events),
 ``live.disk_facts`` describes the disks a block migration recreates,
 ``live.cleanup_source`` removes the local instance directory once the
-guest has left.  Destination: ``live.prepare_dest`` (instance directory,
-block-migration disks, bridge check), ``live.cleanup_dest`` after a
-failure.  The shared-storage test is agent.host.storage's.
+guest has left.  Both it and ``live.prepare_dest`` first wait until an
+outgoing migration of the instance from this host has let go of its
+copy (a job is completed at the switch-over, before libvirt here has
+stopped the paused copy).  Destination: ``live.prepare_dest``
+(instance directory, block-migration disks, bridge check),
+``live.cleanup_dest`` after a failure.  The shared-storage test is
+agent.host.storage's.
 """
 import logging
 import os
@@ -17,7 +21,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from agent.common import disk, validate
-from agent.common.errors import Conflict, DroverError
+from agent.common.errors import Conflict, DroverError, NotFound
 from agent.conf import CONF
 from agent.host import instances
 from agent.host.migration import dest_cleanup, inputs
@@ -29,6 +33,10 @@ LOG = logging.getLogger(__name__)
 # domain after a failed migration before destroying it.
 INCOMING_WAIT_S = 15
 POLL_S = 0.5
+# How long an incoming migration (or the source's clean-up) waits for an
+# outgoing one of the same instance to let go of its copy here: libvirt's
+# confirm phase, about 210 ms after the switch-over.
+RELEASE_WAIT_S = 30
 
 
 def dest_uri(address):
@@ -128,6 +136,7 @@ class Live:
 
     def cleanup_source(self, uuid, storage):
         """After the guest left: its local instance directory goes."""
+        self._released(uuid)
         if domains.exists(self.conn, uuid):
             raise Conflict(f"instance {uuid} is still defined on this host")
         if storage != "local":
@@ -144,6 +153,7 @@ class Live:
         start here)."""
         if self.guard is not None:
             self.guard(uuid)
+        self._released(uuid)
         bridge = CONF.agent.bridge
         if not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
             raise DroverError(f"guest bridge {bridge} is missing on "
@@ -167,6 +177,17 @@ class Live:
                     backing_format=facts.get("backing_format"))
         d.set_disk_format("qcow2")
         return {"path": str(d.path), "created": created}
+
+    def _released(self, uuid):
+        """Wait until an outgoing migration of ``uuid`` from here (if any)
+        has let go of its copy; Conflict after RELEASE_WAIT_S."""
+        try:
+            job = self.jobs.get(uuid)
+        except NotFound:
+            return
+        if not job.released(RELEASE_WAIT_S):
+            raise Conflict(f"instance {uuid}: libvirt here is still "
+                           "stopping its copy after migrating it away")
 
     def cleanup_dest(self, uuid, storage, source_state=None):
         """After a failed or aborted migration: libvirt's incoming copy

@@ -104,6 +104,24 @@ class Fleet:
     def all_domains(self):
         return {h: self.domains(h) for h in self.hosts}
 
+    def domains_of(self, uuid):
+        """{host: state} of every host whose libvirt has the domain."""
+        return {h: doms[uuid] for h, doms in self.all_domains().items()
+                if uuid in doms}
+
+    def settled_on(self, uuid, expected, timeout=10):
+        """``domains_of(uuid)`` once it is ``expected``; a live migration's
+        source stops its copy about 0.2 s after drover's command ended
+        (drover ends at the switch-over).  AssertionError with what was
+        seen last."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.domains_of(uuid)
+            if seen == expected or time.monotonic() > deadline:
+                assert seen == expected, seen
+                return seen
+            time.sleep(0.05)
+
     def host_exec(self, host, argv, **kw):
         return self.lab.host_exec(host, argv, **kw)
 

@@ -38,10 +38,6 @@ def _bridge_mac(fleet, host):
     return netns.link_mac(GUEST_BRIDGE, fleet.hosts[host]["netns"])
 
 
-def _domains_of(fleet, uuid):
-    return {h: doms[uuid] for h, doms in fleet.all_domains().items()
-            if uuid in doms}
-
 
 def _live_migrate_to(fleet, name, dest, before):
     rc, _out, err = fleet.cli("server", "migrate", name, "--live-migration",
@@ -49,7 +45,7 @@ def _live_migrate_to(fleet, name, dest, before):
     assert rc == 0, err
     srv = fleet.server(name)
     assert srv["host"] == dest and srv["status"] == "ACTIVE", srv
-    assert _domains_of(fleet, srv["id"]) == {dest: "running"}
+    fleet.settled_on(srv["id"], {dest: "running"})
     status = wait_guest(srv["addresses"])
     assert status["boot"] == before["boot"]             # not rebooted
     assert status["uptime"] > before["uptime"]

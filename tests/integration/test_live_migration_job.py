@@ -132,6 +132,34 @@ def test_live_migration_moves_a_running_guest(lab, lab_hosts, guest):
     assert seen[0] == jobmod.PREPARING and seen[-1] == jobmod.COMPLETED
 
 
+def test_the_job_ends_at_the_switch_over(lab, lab_hosts, guest):
+    """With libvirt's event loop (as in the agent) the job is completed
+    when the destination runs the guest, before libvirt here has stopped
+    its copy; released() then says when it has."""
+    source, dest = lab_hosts[:2]
+    uptime, boot = _heartbeat(guest.console, newer_than=2)
+    watched = Connection(source["libvirt_uri"], events=True)
+    try:
+        registry = jobmod.JobRegistry(watched, opts=_opts())
+        registry.start(guest.uuid, dest["libvirt_uri"], dest["address"],
+                       shared_storage_checked=True)
+        job = registry.get(guest.uuid)
+        assert job.wait(120)
+        status = job.status()
+        assert status["status"] == jobmod.COMPLETED, status["reason"]
+        assert status["switched_over"], status
+        assert domains.info(guest.conns[1], guest.uuid).state == "running"
+        assert status["final_downtime_ms"] is not None
+        assert job.released(30)
+        assert not domains.exists(guest.conns[0], guest.uuid)
+        print(f"\nswitch-over seen; released "
+              f"{time.time() - status['finished_at']:.3f} s later")
+    finally:
+        watched.close()
+    after, boot_after = _heartbeat(guest.console, newer_than=uptime + 1)
+    assert boot_after == boot and after > uptime
+
+
 def test_aborted_migration_leaves_the_guest_on_the_source(lab_hosts, guest):
     source, dest = lab_hosts[:2]
     uptime, boot = _heartbeat(guest.console, newer_than=2)

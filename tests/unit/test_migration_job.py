@@ -475,3 +475,144 @@ def test_tcg_guests_are_not_live_migrated_by_a_qemu_that_loses_pages(
         assert dom.started.wait(5)
         dom.finished.set()
         assert registry.get(UUID).wait(10)
+
+
+class FakeWatch:
+    """The destination's libvirt as switchover.DestWatch shows it:
+    ``fire()`` sends its RESUMED/MIGRATED event; ``running`` is what
+    ``switched()`` then finds there."""
+
+    def __init__(self, running=True):
+        self.running = running
+        self.seen = threading.Event()
+        self.on_event = None
+        self.closed = False
+        self.asked = 0
+
+    def factory(self, dest_uri, uuid, on_event):
+        assert (dest_uri, uuid) == (DEST, UUID)
+        self.on_event = on_event
+        return self
+
+    def fire(self):
+        self.seen.set()
+        self.on_event()
+
+    def switched(self):
+        self.asked += 1
+        if not self.running:
+            return None
+        return {"type": libvirt.VIR_DOMAIN_JOB_COMPLETED, "downtime": 17,
+                "data_total": 400 * MiB, "data_processed": 400 * MiB,
+                "data_remaining": 0}
+
+    def close(self):
+        self.closed = True
+
+
+def _watched(dom, watch, **kw):
+    """A job under way whose migrateToURI3 has not returned."""
+    dom.converge = False
+    job = _job(dest_watch=watch.factory, **kw)
+    job.start()
+    assert dom.started.wait(5)
+    for _ in range(500):
+        if watch.on_event is not None:
+            break
+        threading.Event().wait(0.01)
+    return job
+
+
+def test_the_job_is_completed_at_the_switch_over(dom):
+    """The destination runs the guest: completed now, while libvirt here
+    still stops its copy (migrateToURI3 has not returned)."""
+    watch = FakeWatch()
+    job = _watched(dom, watch)
+    assert not job.wait(0.05)
+    watch.fire()
+    assert job.wait(5)
+    status = job.status()
+    assert status["status"] == jobmod.COMPLETED and status["reason"] is None
+    assert status["switched_over"] and not status["source_released"]
+    assert status["final_downtime_ms"] == 17
+    assert status["progress"]["percent"] == 100
+    assert not job.released(0.05)
+    calls = len(dom.calls)
+    dom.finished.set()                  # libvirt's confirm phase ends
+    assert job.released(5)
+    status = job.status()
+    assert status["status"] == jobmod.COMPLETED
+    assert status["source_released"] and watch.closed
+    assert len(dom.calls) == calls      # nothing applied after the switch
+
+
+def test_no_switch_over_when_the_destination_does_not_run_the_guest(dom):
+    watch = FakeWatch(running=False)
+    job = _watched(dom, watch)
+    watch.fire()
+    assert not job.wait(0.2)
+    assert watch.asked
+    dom.finished.set()
+    assert job.wait(5)
+    status = job.status()
+    assert status["status"] == jobmod.COMPLETED
+    assert not status["switched_over"] and status["source_released"]
+    assert status["final_downtime_ms"] == 42     # the source's figures
+
+
+def test_post_copy_resume_is_not_the_switch_over(dom):
+    """In post-copy the guest resumes on the destination while the source
+    still holds its memory: the job waits for migrateToURI3."""
+    watch = FakeWatch()
+    flags = policy.migration_flags(False, True, permit_post_copy=True)
+    job = _watched(dom, watch, flags=flags)
+    dom.migrateStartPostCopy = lambda flags: dom.calls.append(("postcopy",))
+    job.force_complete()
+    for _ in range(500):
+        if job.status()["status"] == jobmod.POSTCOPY:
+            break
+        threading.Event().wait(0.01)
+    watch.fire()
+    assert not job.wait(0.2)
+    assert watch.asked == 0
+    dom.finished.set()
+    assert job.wait(5)
+    assert not job.status()["switched_over"]
+
+
+class ConfirmFails(FakeDomain):
+    """libvirt's confirm phase here fails once the migration is done."""
+
+    def migrateToURI3(self, uri, params, flags):
+        super().migrateToURI3(uri, params, flags)
+        raise _error("confirm failed")
+
+
+def test_a_failure_after_the_switch_over_stops_the_stale_copy(mocker):
+    """libvirt here fails after the destination ran the guest (a lost
+    Finish reply would even resume the copy here): the copy here is
+    stopped and undefined, no disk touched, and the migration stays
+    completed."""
+    fake = ConfirmFails()
+    mocker.patch.object(jobmod.domains, "lookup", return_value=fake)
+    destroy = mocker.patch.object(jobmod.domains, "destroy")
+    undefine = mocker.patch.object(jobmod.domains, "undefine")
+    watch = FakeWatch()
+    job = _watched(fake, watch)
+    watch.fire()
+    assert job.wait(5)
+    destroy.assert_not_called()
+    fake.finished.set()
+    assert job.released(5)
+    status = job.status()
+    assert status["status"] == jobmod.COMPLETED and status["reason"] is None
+    destroy.assert_called_once_with(job.conn, UUID)
+    undefine.assert_called_once_with(job.conn, UUID)
+
+
+def test_without_a_watch_the_job_ends_with_migrate_to_uri3(dom):
+    job = _job()
+    status = _run(job)
+    assert status["status"] == jobmod.COMPLETED
+    assert not status["switched_over"] and status["source_released"]
+    assert job.released(0)

@@ -21,7 +21,13 @@
                                                   stays on the source
 5. monitor:  wait (long polls) until the job ends, recording progress;
              failed or cancelled jobs fail the task; a completed one is
-             the point of no return (nothing is undone after it)
+             the point of no return (nothing is undone after it).  The
+             source agent calls a job completed at the switch-over,
+             when the destination's libvirt runs the guest, while
+             libvirt on the source still stops its paused copy (about
+             0.2 s; see agent.host.migration.switchover): an incoming
+             migration of the instance to the source, or the removal of
+             its local directory there, waits for that
 6. finish:   the instance's host is the destination, claims moved, the
              migration completed, the source's local directory removed
              (recorded in the host clean-up table if that fails; shared

@@ -7,6 +7,13 @@ downtime steps, the completion timeout, an operator's abort or
 force-complete.  Jobs live in the agent, not in the controller: a
 restarted controller asks ``JobRegistry.status(uuid)`` and finds the job
 still running or finished.
+
+With a ``dest_watch`` (agent.host.migration.switchover) the job is
+completed at the switch-over, when the destination's libvirt runs the
+guest, not when migrateToURI3 returns: libvirt's confirm phase on the
+source then still stops its paused copy (about 210 ms).  ``wait`` returns
+at the outcome, ``released`` once this host has let go of the domain; an
+incoming migration of the same instance waits for the latter.
 """
 import contextlib
 import dataclasses
@@ -22,7 +29,7 @@ from agent.common.errors import Conflict, InvalidInput, NotFound, one_line
 from agent.common.rpc.methods import (ACTIVE, CANCELLED, COMPLETED, FAILED,
                                       POSTCOPY, PREPARING, QUEUED, RUNNING)
 from agent.conf import CONF
-from agent.host.migration import policy
+from agent.host.migration import policy, switchover
 from agent.hypervisor import domains
 
 LOG = logging.getLogger(__name__)
@@ -52,11 +59,14 @@ class MigrationJob:
     ``on_progress(status)`` is called on every poll and status change;
     ``slots`` (a semaphore) bounds concurrent migrations (queued until one
     is free).  ``data_gb`` defaults to the guest's RAM plus the allocation
-    of the disks a block migration copies.
+    of the disks a block migration copies.  ``dest_watch(dest_uri, uuid,
+    on_event)`` returns a switchover.DestWatch or None (none: the job ends
+    when migrateToURI3 returns).
     """
 
     def __init__(self, conn, instance_uuid, dest_uri, flags, params, *,
-                 opts=None, on_progress=None, slots=None, data_gb=None):
+                 opts=None, on_progress=None, slots=None, data_gb=None,
+                 dest_watch=None):
         self.conn = conn
         self.instance_uuid = validate.uuid(instance_uuid)
         self.dest_uri = check_dest_uri(dest_uri)
@@ -66,9 +76,13 @@ class MigrationJob:
         self._on_progress = on_progress
         self._slots = slots
         self._data_gb = data_gb
+        self._dest_watch = dest_watch
         self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._migrated = threading.Event()
+        self._done = threading.Event()       # the job's thread has ended
+        self._settled = threading.Event()    # the outcome is known
+        self._migrated = threading.Event()   # migrateToURI3 returned
+        self._wake = threading.Event()       # the monitor has news
+        self._switched = False
         self._event = threading.Event()
         self._event_stats = None
         self._thread = None
@@ -103,7 +117,13 @@ class MigrationJob:
         return self.status()["status"] in ACTIVE
 
     def wait(self, timeout=None):
-        """Wait until the job has finished; True if it has."""
+        """Wait for the job's outcome (the switch-over, or the end); True
+        once it is known."""
+        return self._settled.wait(timeout)
+
+    def released(self, timeout=None):
+        """Wait until the job's thread has ended (libvirt here has let go
+        of the domain); True if it has."""
         return self._done.wait(timeout)
 
     def abort(self):
@@ -152,6 +172,8 @@ class MigrationJob:
                 "forced": self._state.forced,
                 "abort_requested": self._state.abort_requested,
                 "timeout": self._plan.timeout if self._plan else None,
+                "switched_over": self._switched,
+                "source_released": self._done.is_set(),
                 "created_at": self._created,
                 "started_at": self._started,
                 "finished_at": self._finished,
@@ -176,9 +198,11 @@ class MigrationJob:
                     self._slots.release()
         except Exception as err:
             LOG.exception("migration job of %s failed", self.instance_uuid)
-            self._finish(FAILED, one_line(err))
+            if not self._switched:
+                self._finish(FAILED, one_line(err))
         finally:
             self._done.set()
+            self._settled.set()
 
     def _take_slot(self):
         """Wait (queued) for a free migration slot; False if aborted
@@ -199,6 +223,7 @@ class MigrationJob:
             target=self._migrate, args=(dom,), daemon=True,
             name=f"migrate-call-{self.instance_uuid[:8]}")
         watch = _watch_completion(dom, self._completed_event)
+        dest = None
         try:
             with self._lock:
                 action, self._state = policy.before_start(self._plan,
@@ -206,12 +231,25 @@ class MigrationJob:
             self._apply(dom, action)
             started = time.monotonic()
             thread.start()
-            while not self._migrated.wait(self.opts.monitor_interval):
-                self._tick(dom, time.monotonic() - started)
+            if self._dest_watch is not None:
+                dest = self._dest_watch(self.dest_uri, self.instance_uuid,
+                                        self._wake.set)
+            while not self._migrated.is_set():
+                self._wake.wait(self.opts.monitor_interval)
+                self._wake.clear()
+                if self._migrated.is_set():
+                    break
+                if dest is not None and dest.seen.is_set() and \
+                        not self._switched:
+                    self._switch(dest)
+                if not self._switched:
+                    self._tick(dom, time.monotonic() - started)
             thread.join()
             self._conclude(dom, watch is not None)
         finally:
             _unwatch(dom, watch)
+            if dest is not None:
+                dest.close()
 
     def _completed_event(self, _conn, _dom, stats, _opaque):
         """libvirt's job-completed event: the finished job's statistics,
@@ -232,6 +270,39 @@ class MigrationJob:
             self._error = one_line(err)
         finally:
             self._migrated.set()
+            self._wake.set()
+
+    def _switch(self, dest):
+        """The destination says it runs the guest: the job is completed
+        (not in post-copy, whose first resume is not the end)."""
+        if self._status == POSTCOPY:
+            return
+        try:
+            final = dest.switched()
+        except libvirt.libvirtError as err:
+            LOG.info("migration of %s: cannot read the destination: %s",
+                     self.instance_uuid, one_line(err))
+            return
+        if final is None:
+            return
+        with self._lock:
+            self._final(final)
+            self._switched = True
+        self._finish(COMPLETED, None)
+        self._settled.set()
+        LOG.info("migration of %s: the guest runs on the destination; "
+                 "libvirt here stops its copy", self.instance_uuid)
+
+    def _final(self, stats):
+        """Record the finished job's statistics (under the lock)."""
+        if not stats:
+            return
+        self._progress = {
+            **policy.final_progress(self._progress or {},
+                                    policy.progress(stats)),
+            "percent": 100, "eta": 0}
+        if "downtime" in stats:
+            self._final_downtime_ms = int(stats["downtime"])
 
     def _tick(self, dom, elapsed):
         stats = _job_stats(dom)
@@ -268,6 +339,10 @@ class MigrationJob:
                      action.kind, action.downtime_ms or action.reason or "")
 
     def _conclude(self, dom, watched=False):
+        if self._switched:
+            if self._error is not None:
+                self._stop_stale_copy()
+            return
         if self._error is None:
             final = None
             if watched and self._event.wait(COMPLETED_EVENT_WAIT_S):
@@ -276,13 +351,7 @@ class MigrationJob:
                 final = _completed_stats(dom, self.dest_uri,
                                          self.instance_uuid)
             with self._lock:
-                if final:
-                    self._progress = {
-                        **policy.final_progress(self._progress or {},
-                                                policy.progress(final)),
-                        "percent": 100, "eta": 0}
-                    if "downtime" in final:
-                        self._final_downtime_ms = int(final["downtime"])
+                self._final(final)
             self._finish(COMPLETED, None)
             return
         if self._paused:
@@ -293,6 +362,21 @@ class MigrationJob:
             self._finish(FAILED, f"{self._abort_reason}; migration aborted")
         else:
             self._finish(FAILED, self._error)
+
+    def _stop_stale_copy(self):
+        """libvirt here failed after the destination ran the guest (its
+        confirm phase, or a lost reply that made it resume its copy): the
+        copy here is stale and must not run; stopped and undefined (no
+        disk is touched)."""
+        LOG.error("migration of %s: the destination runs the guest but "
+                  "libvirt here failed to finish (%s); stopping the copy "
+                  "here", self.instance_uuid, self._error)
+        try:
+            domains.destroy(self.conn, self.instance_uuid)
+            domains.undefine(self.conn, self.instance_uuid)
+        except (libvirt.libvirtError, NotFound) as err:
+            LOG.error("migration of %s: cannot stop the copy here: %s",
+                      self.instance_uuid, one_line(err))
 
     def _measure(self, dom):
         memory = dom.info()[1] * 1024
@@ -333,6 +417,9 @@ class JobRegistry:
     def __init__(self, conn, *, opts=None, on_progress=None):
         self.conn = conn
         self.opts = opts or CONF.migration
+        # Only a connection with events has libvirt's event loop running.
+        self._dest_watch = switchover.watch \
+            if getattr(conn, "events", False) else None
         self._on_progress = on_progress
         self._slots = threading.BoundedSemaphore(self.opts.max_concurrent)
         self._jobs = {}
@@ -366,7 +453,7 @@ class JobRegistry:
         return self.add(MigrationJob(
             self.conn, instance_uuid, dest_uri, flags, params,
             opts=self.opts, on_progress=self._on_progress,
-            slots=self._slots)).status()
+            slots=self._slots, dest_watch=self._dest_watch)).status()
 
     def add(self, job):
         """Register and start ``job`` unless the instance already has an
