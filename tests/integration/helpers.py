@@ -84,7 +84,10 @@ class Fleet:
         try:
             out = {}
             for dom in conn.listAllDomains(0):
-                state = dom.state()[0]
+                try:
+                    state = dom.state()[0]
+                except libvirt.libvirtError:     # gone since listed
+                    continue
                 out[dom.UUIDString()] = (
                     "running" if state == libvirt.VIR_DOMAIN_RUNNING
                     else "paused" if state == libvirt.VIR_DOMAIN_PAUSED
