@@ -14,7 +14,10 @@ nothing.)
 
 ``reports`` maps a host name to what its agent's ``host.inventory``
 returned (``domains`` with their state, ``directories`` per storage), or
-to ``{"error": reason}`` for a host that could not be asked.
+to ``{"error": reason}`` for a host that could not be asked.  A domain
+marked ``leaving`` is a live migration's source copy that libvirt is
+still stopping after the switch-over (the guest runs on the
+destination): not reported.
 
 An instance owns its uuid's domain and directory on its host; a migration
 in progress also owns them on its source and destination (a move's
@@ -114,7 +117,8 @@ def audit(db, reports):
 def _domains(view, reached):
     found, running = [], {}
     for host, report in reached.items():
-        have = {d["uuid"]: d["state"] for d in report["domains"]}
+        have = {d["uuid"]: d["state"] for d in report["domains"]
+                if not d.get("leaving")}
         for uuid, state in have.items():
             if state in RUNNING:
                 running.setdefault(uuid, []).append(host)

@@ -57,7 +57,6 @@ def build_server(conn):
     server = RpcServer(CONF.agent.socket_path, methods=methods.AGENT)
     guard = build_guard(conn, server)
     server.register("host.facts", lambda: facts.host_facts(conn))
-    server.register("host.inventory", lambda: facts.inventory(conn))
     server.register("host.lease_renew", guard.lease_renew)
     server.register("host.peer_view", guard.peer_view)
     server.register("host.lease_clear", guard.lease_clear)
@@ -66,7 +65,9 @@ def build_server(conn):
     Instances(conn, guard=guard.check_start).register(server)
     Snapshots(conn).register(server)
     moves.register(server, conn)
-    live.register(server, conn, guard=guard.check_start)
+    moving = live.register(server, conn, guard=guard.check_start)
+    server.register("host.inventory", lambda: facts.inventory(
+        conn, leaving=moving.jobs.leaving()))
     server.check_complete()
     server.guard = guard
 

@@ -94,13 +94,16 @@ def instance_dirs(base):
                   and os.path.isdir(os.path.join(base, n)))
 
 
-def inventory(conn):
+def inventory(conn, leaving=()):
     """``host.inventory``: every domain with its state, and the instance
-    directories of each storage this host has."""
+    directories of each storage this host has.  ``leaving``: the uuids
+    whose migration away has switched over while libvirt here still
+    stops the copy (marked so: the guest runs on its destination)."""
     dirs = {"local": instance_dirs(CONF.agent.instances_path)}
     if CONF.agent.shared_instances_path:
         dirs["shared"] = instance_dirs(CONF.agent.shared_instances_path)
     return {"host": CONF.host or socket.gethostname(),
-            "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state}
+            "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state,
+                         "leaving": d.uuid in leaving}
                         for d in domains.list_domains(conn)],
             "directories": dirs}

@@ -221,4 +221,7 @@ class Live:
 
 
 def register(server, conn, guard=None):
-    Live(conn, server, guard).register(server)
+    """Register the live-migration methods; returns the Live."""
+    out = Live(conn, server, guard)
+    out.register(server)
+    return out

@@ -200,10 +200,12 @@ def test_agent_inventory_lists_instance_directories(tmp_path, mocker):
     CONF.set_override("instances_path", str(tmp_path), "agent")
     try:
         out = facts.inventory(conn=None)
+        leaving = facts.inventory(conn=None, leaving={uuid})
     finally:
         CONF.clear_override("instances_path", "agent")
     assert out["domains"] == [{"uuid": uuid, "name": "instance-x",
-                               "state": "running"}]
+                               "state": "running", "leaving": False}]
+    assert leaving["domains"][0]["leaving"] is True
     assert out["directories"]["local"] == [uuid, uuid + "_resize"]
 
 
@@ -223,3 +225,27 @@ def test_cli_exit_code_and_json(lab, sock_dir, capsys):  # noqa: F811
                          "Instance": "vm2", "Detail": "no claim on its host"}]
     finally:
         server.stop()
+
+
+def test_a_leaving_copy_is_not_reported():
+    """A live migration's source copy that libvirt still stops after the
+    switch-over (the agent marks it leaving) is no finding; the same copy
+    unmarked is."""
+    uuid = str(uuidlib.uuid4())
+    db = {"instances": [{"uuid": uuid, "name": "vm", "host": "h2",
+                         "storage": "shared", "vm_state": "active",
+                         "task_state": None}],
+          "allocations": [{"host": "h2", "consumer": uuid,
+                           "instance_uuid": uuid}],
+          "migrations": [], "hosts": ["h1", "h2"]}
+
+    def reports(leaving):
+        return {"h1": {"domains": [{"uuid": uuid, "name": "x",
+                                    "state": "paused", "leaving": leaving}],
+                       "directories": {}},
+                "h2": {"domains": [{"uuid": uuid, "name": "x",
+                                    "state": "running"}],
+                       "directories": {}}}
+    assert audit.audit(db, reports(True)) == []
+    assert {f["kind"] for f in audit.audit(db, reports(False))} == {
+        audit.ORPHAN_DOMAIN, audit.RUNNING_TWICE}

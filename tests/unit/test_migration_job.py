@@ -537,13 +537,28 @@ def test_the_job_is_completed_at_the_switch_over(dom):
     assert status["final_downtime_ms"] == 17
     assert status["progress"]["percent"] == 100
     assert not job.released(0.05)
+    assert job.leaving
     calls = len(dom.calls)
     dom.finished.set()                  # libvirt's confirm phase ends
     assert job.released(5)
     status = job.status()
     assert status["status"] == jobmod.COMPLETED
     assert status["source_released"] and watch.closed
+    assert not job.leaving
     assert len(dom.calls) == calls      # nothing applied after the switch
+
+
+def test_the_registry_names_the_copies_leaving(dom):
+    watch = FakeWatch()
+    registry = jobmod.JobRegistry(Hypervisor(), opts=_opts())
+    job = registry.add(_watched(dom, watch))
+    assert registry.leaving() == set()
+    watch.fire()
+    assert job.wait(5)
+    assert registry.leaving() == {UUID}
+    dom.finished.set()
+    assert job.released(5)
+    assert registry.leaving() == set()
 
 
 def test_no_switch_over_when_the_destination_does_not_run_the_guest(dom):

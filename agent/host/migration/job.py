@@ -121,6 +121,11 @@ class MigrationJob:
         once it is known."""
         return self._settled.wait(timeout)
 
+    @property
+    def leaving(self):
+        """Switched over, while libvirt here still stops its copy."""
+        return self._switched and not self._done.is_set()
+
     def released(self, timeout=None):
         """Wait until the job's thread has ended (libvirt here has let go
         of the domain); True if it has."""
@@ -469,6 +474,13 @@ class JobRegistry:
             self._jobs[job.instance_uuid] = job
         job.start()
         return job
+
+    def leaving(self):
+        """The uuids whose migration from here has switched over while
+        libvirt here still stops the copy."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return {job.instance_uuid for job in jobs if job.leaving}
 
     def get(self, instance_uuid):
         """The latest MigrationJob of the instance, or NotFound."""
