@@ -83,6 +83,8 @@ class MigrationJob:
         self._migrated = threading.Event()   # migrateToURI3 returned
         self._wake = threading.Event()       # the monitor has news
         self._switched = False
+        self._dest = None                    # the DestWatch, once open
+        self._watching = True
         self._event = threading.Event()
         self._event_stats = None
         self._thread = None
@@ -228,7 +230,6 @@ class MigrationJob:
             target=self._migrate, args=(dom,), daemon=True,
             name=f"migrate-call-{self.instance_uuid[:8]}")
         watch = _watch_completion(dom, self._completed_event)
-        dest = None
         try:
             with self._lock:
                 action, self._state = policy.before_start(self._plan,
@@ -237,13 +238,17 @@ class MigrationJob:
             started = time.monotonic()
             thread.start()
             if self._dest_watch is not None:
-                dest = self._dest_watch(self.dest_uri, self.instance_uuid,
-                                        self._wake.set)
+                # Opened aside: a destination slow to answer must not hold
+                # up the monitor (its timeouts, an operator's abort).
+                threading.Thread(target=self._open_watch, daemon=True,
+                                 name=f"migrate-watch-"
+                                 f"{self.instance_uuid[:8]}").start()
             while not self._migrated.is_set():
                 self._wake.wait(self.opts.monitor_interval)
                 self._wake.clear()
                 if self._migrated.is_set():
                     break
+                dest = self._dest
                 if dest is not None and dest.seen.is_set() and \
                         not self._switched:
                     self._switch(dest)
@@ -253,8 +258,21 @@ class MigrationJob:
             self._conclude(dom, watch is not None)
         finally:
             _unwatch(dom, watch)
+            with self._lock:
+                self._watching, dest, self._dest = False, self._dest, None
             if dest is not None:
                 dest.close()
+
+    def _open_watch(self):
+        dest = self._dest_watch(self.dest_uri, self.instance_uuid,
+                                self._wake.set)
+        if dest is None:
+            return
+        with self._lock:
+            if self._watching:
+                self._dest = dest
+                return
+        dest.close()            # the migration ended meanwhile
 
     def _completed_event(self, _conn, _dom, stats, _opaque):
         """libvirt's job-completed event: the finished job's statistics,
