@@ -298,18 +298,25 @@ def test_paused_guest_is_resumed_when_the_migration_fails(dom):
     assert not dom.paused
 
 
+def _into_post_copy(dom, job):
+    """Force-complete into post-copy, which the fake then keeps running
+    until ``dom.finished`` is set."""
+    dom.migrateStartPostCopy = lambda flags: dom.calls.append(("postcopy",))
+    job.force_complete()
+    for _ in range(500):
+        if job.status()["status"] == jobmod.POSTCOPY:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the job never went into post-copy")
+
+
 def test_abort_refused_in_post_copy_and_after_the_end(dom):
     dom.converge = False
     flags = policy.migration_flags(False, True, permit_post_copy=True)
     job = _job(flags=flags)
     job.start()
     assert dom.started.wait(5)
-    dom.migrateStartPostCopy = lambda flags: dom.calls.append(("postcopy",))
-    job.force_complete()
-    for _ in range(500):
-        if job.status()["status"] == jobmod.POSTCOPY:
-            break
-        threading.Event().wait(0.01)
+    _into_post_copy(dom, job)
     with pytest.raises(Conflict, match="post-copy"):
         job.abort()
     dom.finished.set()
@@ -581,12 +588,7 @@ def test_post_copy_resume_is_not_the_switch_over(dom):
     watch = FakeWatch()
     flags = policy.migration_flags(False, True, permit_post_copy=True)
     job = _watched(dom, watch, flags=flags)
-    dom.migrateStartPostCopy = lambda flags: dom.calls.append(("postcopy",))
-    job.force_complete()
-    for _ in range(500):
-        if job.status()["status"] == jobmod.POSTCOPY:
-            break
-        threading.Event().wait(0.01)
+    _into_post_copy(dom, job)
     watch.fire()
     assert not job.wait(0.2)
     assert watch.asked == 0
