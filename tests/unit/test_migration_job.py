@@ -627,6 +627,25 @@ def test_a_failure_after_the_switch_over_stops_the_stale_copy(mocker):
     undefine.assert_called_once_with(job.conn, UUID)
 
 
+def test_a_failure_after_the_switch_over_keeps_a_copy_the_destination_lost(
+        mocker):
+    """The destination no longer runs the guest when libvirt here fails:
+    the copy here may be the only one running, and is left alone."""
+    fake = ConfirmFails()
+    mocker.patch.object(jobmod.domains, "lookup", return_value=fake)
+    destroy = mocker.patch.object(jobmod.domains, "destroy")
+    undefine = mocker.patch.object(jobmod.domains, "undefine")
+    watch = FakeWatch()
+    job = _watched(fake, watch)
+    watch.fire()
+    assert job.wait(5)
+    watch.running = False               # the destination lost it
+    fake.finished.set()
+    assert job.released(5)
+    destroy.assert_not_called()
+    undefine.assert_not_called()
+
+
 def test_without_a_watch_the_job_ends_with_migrate_to_uri3(dom):
     job = _job()
     status = _run(job)

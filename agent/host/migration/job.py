@@ -388,9 +388,23 @@ class MigrationJob:
 
     def _stop_stale_copy(self):
         """libvirt here failed after the destination ran the guest (its
-        confirm phase, or a lost reply that made it resume its copy): the
-        copy here is stale and must not run; stopped and undefined (no
-        disk is touched)."""
+        confirm phase, or a lost reply that made it resume its copy).
+        While the destination still runs the guest, the copy here is
+        stale and must not run: stopped and undefined (no disk touched).
+        Otherwise (the destination lost it meanwhile, or cannot say) the
+        copy here may be the only one running: left as it is, defined,
+        so that nothing removes its directory either."""
+        dest = self._dest
+        try:
+            still = dest is not None and dest.switched() is not None
+        except libvirt.libvirtError:
+            still = False
+        if not still:
+            LOG.error("migration of %s: libvirt here failed after the "
+                      "switch-over (%s) and the destination no longer "
+                      "shows the guest running; the copy here is left "
+                      "alone", self.instance_uuid, self._error)
+            return
         LOG.error("migration of %s: the destination runs the guest but "
                   "libvirt here failed to finish (%s); stopping the copy "
                   "here", self.instance_uuid, self._error)
