@@ -71,10 +71,9 @@ def released_by(host, uuid, timeout=30):
     without the domain."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
-        proc = subprocess.run(["virsh", "-q", "-c", host["libvirt_uri"],
-                               "domstate", uuid], capture_output=True,
-                              text=True)
-        if proc.returncode:
+        try:
+            _virsh(host["libvirt_uri"], "domstate", uuid)
+        except RuntimeError:            # no such domain any more
             return time.perf_counter()
         time.sleep(0.005)
     raise RuntimeError(f"{host['name']} still has {uuid} after {timeout} s")
