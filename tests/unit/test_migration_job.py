@@ -605,11 +605,10 @@ class ConfirmFails(FakeDomain):
         raise _error("confirm failed")
 
 
-def test_a_failure_after_the_switch_over_stops_the_stale_copy(mocker):
-    """libvirt here fails after the destination ran the guest (a lost
-    Finish reply would even resume the copy here): the copy here is
-    stopped and undefined, no disk touched, and the migration stays
-    completed."""
+@pytest.fixture
+def late_failure(mocker):
+    """A job switched over whose libvirt here then fails: (job, watch,
+    fake domain, destroy mock, undefine mock)."""
     fake = ConfirmFails()
     mocker.patch.object(jobmod.domains, "lookup", return_value=fake)
     destroy = mocker.patch.object(jobmod.domains, "destroy")
@@ -618,6 +617,15 @@ def test_a_failure_after_the_switch_over_stops_the_stale_copy(mocker):
     job = _watched(fake, watch)
     watch.fire()
     assert job.wait(5)
+    return job, watch, fake, destroy, undefine
+
+
+def test_a_failure_after_the_switch_over_stops_the_stale_copy(late_failure):
+    """libvirt here fails after the destination ran the guest (a lost
+    Finish reply would even resume the copy here): the copy here is
+    stopped and undefined, no disk touched, and the migration stays
+    completed."""
+    job, _watch, fake, destroy, undefine = late_failure
     destroy.assert_not_called()
     fake.finished.set()
     assert job.released(5)
@@ -628,17 +636,10 @@ def test_a_failure_after_the_switch_over_stops_the_stale_copy(mocker):
 
 
 def test_a_failure_after_the_switch_over_keeps_a_copy_the_destination_lost(
-        mocker):
+        late_failure):
     """The destination no longer runs the guest when libvirt here fails:
     the copy here may be the only one running, and is left alone."""
-    fake = ConfirmFails()
-    mocker.patch.object(jobmod.domains, "lookup", return_value=fake)
-    destroy = mocker.patch.object(jobmod.domains, "destroy")
-    undefine = mocker.patch.object(jobmod.domains, "undefine")
-    watch = FakeWatch()
-    job = _watched(fake, watch)
-    watch.fire()
-    assert job.wait(5)
+    job, watch, fake, destroy, undefine = late_failure
     watch.running = False               # the destination lost it
     fake.finished.set()
     assert job.released(5)
